@@ -1,0 +1,154 @@
+"""The offline extractive answerer, the relevance gate and citation building."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.text import jaccard, terms
+from rag.types import Citation, Passage, Sentence
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+REFUSAL_TEXT = "The articles I have don't answer this question."
+_HEADING = re.compile(r"^[^a-z]*$")  # no lower-case letter: a heading or dateline
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Weights of sentence scoring and the refusal threshold (fitted on the golden dev split)."""
+
+    w_semantic: float = 0.5
+    w_lexical: float = 0.35
+    w_rank: float = 0.15
+    gate_threshold: float = 0.42
+    keep_ratio: float = 0.8
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return cls()
+        return cls(**{k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Candidate:
+    passage: Passage
+    rank: int
+    start: int  # article offsets
+    end: int
+    text: str
+    semantic: float
+    lexical: float
+    score: float
+
+
+def _coverage(query_terms: list[str], sentence_terms: set[str], idf: Callable[[str], float]) -> float:
+    weights = {t: idf(t) for t in set(query_terms)}
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    return sum(w for t, w in weights.items() if t in sentence_terms) / total
+
+
+def candidates(
+    question: str,
+    qvec: np.ndarray,
+    passages: list[Passage],
+    idf: Callable[[str], float],
+    cal: Calibration,
+) -> list[Candidate]:
+    """Every sentence of the retrieved passages, scored against the question."""
+    q_terms = terms(question)
+    top = max((p.score for p in passages), default=1.0) or 1.0
+    out: list[Candidate] = []
+    seen: set[tuple[str, int, int]] = set()
+    for rank, p in enumerate(passages):
+        svecs = p.sentence_vectors
+        for j, (s, e) in enumerate(p.sentences):
+            key = (p.article_id, s, e)
+            text = p.text[s - p.start : e - p.start]
+            if key in seen or len(text) < 25 or _HEADING.match(text):
+                continue
+            seen.add(key)
+            if svecs is not None and j < len(svecs) and np.any(svecs[j]):
+                sem = float(svecs[j] @ qvec)
+            else:
+                sem = float(p.dense_score or 0.0)
+            lex = _coverage(q_terms, set(terms(text)), idf)
+            score = cal.w_semantic * sem + cal.w_lexical * lex + cal.w_rank * (p.score / top)
+            out.append(Candidate(p, rank, s, e, text, sem, lex, score))
+    out.sort(key=lambda c: -c.score)
+    return out
+
+
+def relevance(cands: list[Candidate]) -> float:
+    """How well the best sentence answers: the gate's statistic (semantic + lexical, no rank prior)."""
+    return max((0.5 * c.semantic + 0.5 * c.lexical for c in cands), default=0.0)
+
+
+def select(cands: list[Candidate], max_sentences: int, cal: Calibration) -> list[Candidate]:
+    """Best sentences, near-duplicates dropped, in reading order (articles by relevance)."""
+    if not cands:
+        return []
+    floor = cands[0].score * cal.keep_ratio
+    chosen: list[Candidate] = []
+    chosen_terms: list[set[str]] = []
+    for c in cands:
+        if c.score < floor or len(chosen) >= max_sentences:
+            break
+        t = set(terms(c.text))
+        overlaps = any(
+            c.passage.article_id == o.passage.article_id and c.start < o.end and o.start < c.end for o in chosen
+        )
+        if overlaps or any(jaccard(t, o) > 0.6 for o in chosen_terms):
+            continue
+        chosen.append(c)
+        chosen_terms.append(t)
+    article_order = {a: i for i, a in enumerate(dict.fromkeys(c.passage.article_id for c in chosen))}
+    chosen.sort(key=lambda c: (article_order[c.passage.article_id], c.start))
+    return chosen
+
+
+def cite(chosen: list[Candidate]) -> tuple[str, list[Citation], list[Sentence]]:
+    """Answer text with [n] markers; one citation per chunk, numbered by first use."""
+    numbers: dict[str, int] = {}
+    spans: dict[str, list[Candidate]] = {}
+    sentences: list[Sentence] = []
+    parts: list[str] = []
+    for c in chosen:
+        n = numbers.setdefault(c.passage.chunk_id, len(numbers) + 1)
+        spans.setdefault(c.passage.chunk_id, []).append(c)
+        sentences.append(Sentence(text=c.text, citations=[n], supported=True, support_score=1.0))
+        parts.append(f"{c.text} [{n}]")
+    citations = []
+    for chunk_id, n in numbers.items():
+        group = spans[chunk_id]
+        p = group[0].passage
+        start, end = min(c.start for c in group), max(c.end for c in group)
+        citations.append(make_citation(n, p, start, end))
+    return " ".join(parts), citations, sentences
+
+
+def make_citation(n: int, p: Passage, start: int, end: int) -> Citation:
+    """A citation whose quote is the passage text at article offsets [start, end)."""
+    m = p.metadata
+    return Citation(
+        n=n,
+        chunk_id=p.chunk_id,
+        article_id=p.article_id,
+        title=str(m.get("title", "")),
+        title_derived=bool(m.get("title_derived", False)),
+        source=str(m.get("source", "")),
+        published=str(m.get("published", "")),
+        url=str(m.get("url", "")),
+        quote=p.text[start - p.start : end - p.start],
+        start=start,
+        end=end,
+    )

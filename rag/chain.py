@@ -1,0 +1,165 @@
+"""The LangChain pipeline: condense -> retrieve -> gate -> answer, history passed per call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from rag import answer as extractive
+from rag.answer import REFUSAL_TEXT, Calibration
+from rag.condense import condense
+from rag.retrieve import HybridRetriever, Method
+from rag.types import Answer, Passage, Sentence, Turn
+
+
+class PassageRetriever(BaseRetriever):
+    """Hybrid retrieval as a LangChain retriever (documents carry chunk metadata and scores)."""
+
+    hybrid: Any
+    k: int = 5
+    method: str = "hybrid"
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        passages = self.hybrid.retrieve(query, self.k, method=self.method)
+        return [
+            Document(page_content=p.text, id=p.chunk_id, metadata={**p.metadata, "chunk_id": p.chunk_id, "score": p.score})
+            for p in passages
+        ]
+
+
+@dataclass
+class Request:
+    """One question with the caller's conversation; timings fill in as the chain runs."""
+
+    question: str
+    history: list[Turn] = field(default_factory=list)
+    k: int = 5
+    mode: str = "extractive"
+    method: Method = "hybrid"
+    standalone_question: str = ""
+    query_vector: np.ndarray | None = None
+    passages: list[Passage] = field(default_factory=list)
+    relevance: float = 0.0
+    candidates: list[extractive.Candidate] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Answerer(Protocol):
+    """Writes the answer for passages that passed the gate."""
+
+    mode: str
+
+    def stream(self, req: Request) -> Iterator[str | Answer]:
+        """Yield text pieces as they are produced, then the final Answer."""
+        ...
+
+
+class ExtractiveAnswerer:
+    """Verbatim sentences of the retrieved passages, each carrying its [n]."""
+
+    mode = "extractive"
+
+    def __init__(self, max_sentences: int, calibration: Calibration) -> None:
+        self.max_sentences = max_sentences
+        self.calibration = calibration
+
+    def stream(self, req: Request) -> Iterator[str | Answer]:
+        chosen = extractive.select(req.candidates, self.max_sentences, self.calibration)
+        text, citations, sentences = extractive.cite(chosen)
+        for i, s in enumerate(sentences):
+            yield ("" if i == 0 else " ") + f"{s.text} [{s.citations[0]}]"
+        yield Answer(
+            question=req.question,
+            standalone_question=req.standalone_question,
+            answer=text,
+            refused=False,
+            mode=self.mode,
+            citations=citations,
+            sentences=sentences,
+            contexts=req.passages,
+            relevance=req.relevance,
+        )
+
+
+class RagChain:
+    """Condense, retrieve, gate; then the chosen answerer writes. Holds no conversation."""
+
+    def __init__(self, retriever: HybridRetriever, idf: Any, calibration: Calibration, answerers: dict[str, Answerer]) -> None:
+        self.retriever = retriever
+        self.idf = idf
+        self.calibration = calibration
+        self.answerers = answerers
+        self.prepare: Runnable[Request, Request] = (
+            RunnableLambda(self._condense) | RunnableLambda(self._retrieve) | RunnableLambda(self._gate)
+        )
+
+    def as_retriever(self, k: int = 5) -> PassageRetriever:
+        return PassageRetriever(hybrid=self.retriever, k=k)
+
+    def _condense(self, req: Request) -> Request:
+        t = time.perf_counter()
+        req.standalone_question = condense(req.question, req.history)
+        req.timings_ms["condense"] = (time.perf_counter() - t) * 1000
+        return req
+
+    def _retrieve(self, req: Request) -> Request:
+        t = time.perf_counter()
+        req.query_vector = self.retriever.embed_query(req.standalone_question)
+        req.passages = self.retriever.retrieve(
+            req.standalone_question, req.k, method=req.method, query_vector=req.query_vector,
+            timer=lambda name, ms: req.timings_ms.__setitem__(f"retrieve_{name}", ms),
+        )
+        req.timings_ms["retrieve"] = (time.perf_counter() - t) * 1000
+        return req
+
+    def _gate(self, req: Request) -> Request:
+        t = time.perf_counter()
+        assert req.query_vector is not None
+        req.candidates = extractive.candidates(req.standalone_question, req.query_vector, req.passages, self.idf, self.calibration)
+        req.relevance = extractive.relevance(req.candidates)
+        req.timings_ms["gate"] = (time.perf_counter() - t) * 1000
+        return req
+
+    def refused(self, req: Request) -> bool:
+        return req.relevance < self.calibration.gate_threshold or not req.candidates
+
+    def stream(self, req: Request) -> Iterator[tuple[str, Any]]:
+        """Events: ("step", (name, ms)), ("text", piece), ("answer", Answer)."""
+        t0 = time.perf_counter()
+        self.prepare.invoke(req)
+        yield "step", ("retrieve", req.timings_ms["retrieve"])
+        t = time.perf_counter()
+        if self.refused(req):
+            final = Answer(
+                question=req.question, standalone_question=req.standalone_question, answer=REFUSAL_TEXT,
+                refused=True, mode=req.mode, contexts=req.passages, relevance=req.relevance,
+            )
+            yield "text", REFUSAL_TEXT
+        else:
+            final = None
+            for piece in self.answerers[req.mode].stream(req):
+                if isinstance(piece, Answer):
+                    final = piece
+                else:
+                    yield "text", piece
+            assert final is not None
+        req.timings_ms["answer"] = (time.perf_counter() - t) * 1000
+        req.timings_ms["total"] = (time.perf_counter() - t0) * 1000
+        final.timings_ms = dict(req.timings_ms)
+        yield "answer", final
+
+    def invoke(self, req: Request) -> Answer:
+        for kind, value in self.stream(req):
+            if kind == "answer":
+                return value  # type: ignore[no-any-return]
+        raise RuntimeError("the chain produced no answer")
+
+

@@ -1,0 +1,103 @@
+"""Pure: Article -> Chunks with stable ids, character offsets and sentence spans."""
+
+from __future__ import annotations
+
+import re
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from rag.types import Article, Chunk
+
+# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space,
+# or at a line break. Abbreviations and initials ("J.", "U.S.", "Mr.") do not end one.
+_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|\n+")
+_ABBREV = re.compile(
+    r"(?:\b[A-Z]|\b(?:[A-Za-z]\.){1,4}[A-Za-z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|Gen|Gov|Sen|Rep|Lt|Col|Sgt"
+    r"|Prof|No|Vol|vs|etc|Inc|Corp|Ltd|Co|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.$"
+)
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans (start, end) of text, white space trimmed; covers every non-blank char."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _END.finditer(text):
+        end = m.end()
+        if not m.group().startswith("\n") and _ABBREV.search(text[max(0, m.start() - 12) : m.start() + 1]):
+            continue
+        spans.append((start, end))
+        start = end
+    spans.append((start, len(text)))
+    spans = _merge_open_quotes(text, spans)
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        seg = text[s:e]
+        stripped = seg.strip()
+        if not stripped:
+            continue
+        s2 = s + (len(seg) - len(seg.lstrip()))
+        out.append((s2, s2 + len(stripped)))
+    return out
+
+
+def _merge_open_quotes(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join a sentence that opens a quotation with the ones up to where it closes (at most 3)."""
+    merged: list[tuple[int, int]] = []
+    i = 0
+    while i < len(spans):
+        s, e = spans[i]
+        j = i
+        while (
+            j + 1 < len(spans)
+            and j - i < 3
+            and text[s:e].count("“") > text[s:e].count("”")
+            and "\n" not in text[e : spans[j + 1][0]]
+        ):
+            j += 1
+            e = spans[j][1]
+        merged.append((s, e))
+        i = j + 1
+    return merged
+
+
+class Chunker:
+    """Sentence-aware splitting with LangChain's RecursiveCharacterTextSplitter."""
+
+    def __init__(self, chunk_size: int = 800, chunk_overlap: int = 120) -> None:
+        self._splitter = RecursiveCharacterTextSplitter(
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            separators=["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""],
+            keep_separator="end",
+            add_start_index=True,
+            strip_whitespace=True,
+        )
+
+    def split(self, article: Article) -> list[Chunk]:
+        text = article.text
+        sentences = split_sentences(text)
+        docs = self._splitter.create_documents([text])
+        chunks: list[Chunk] = []
+        for i, doc in enumerate(docs):
+            start = int(doc.metadata["start_index"])
+            if start < 0 or text[start : start + len(doc.page_content)] != doc.page_content:
+                start = text.find(doc.page_content)
+            end = start + len(doc.page_content)
+            spans = tuple(
+                (max(s, start), min(e, end))
+                for s, e in sentences
+                if s < end and e > start and text[max(s, start) : min(e, end)].strip()
+            )
+            chunks.append(
+                Chunk(
+                    chunk_id=f"{article.article_id}:{article.content_hash[:10]}:{i:04d}",
+                    article_id=article.article_id,
+                    index=i,
+                    text=doc.page_content,
+                    start=start,
+                    end=end,
+                    sentences=spans,
+                    article=article,
+                )
+            )
+        return chunks

@@ -1,0 +1,94 @@
+"""Settings: one object, from arguments > environment (RAG_*) > .env > defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Mode = Literal["auto", "extractive", "llm"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the app. Library code receives this object; it never reads os.environ."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Field(Path(".rag"), description="everything the app writes")
+    corpus_dir: Path = Field(Path("corpus"), description="what `rag ingest` reads by default")
+    datasets_dir: Path = Field(
+        REPO_ROOT.parent / "shared" / "datasets", description="external evaluation data"
+    )
+    top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
+    candidates: int = Field(30, ge=1, le=500, description="candidates per retriever before fusion")
+    chunk_size: int = Field(800, ge=200, le=4000)
+    chunk_overlap: int = Field(120, ge=0, le=1000)
+    collection: str = Field("articles", description="Chroma collection name")
+    max_question_chars: int = 2000
+    max_answer_sentences: int = Field(3, ge=1, le=8)
+
+    llm_base_url: str | None = None
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"),
+    )
+    llm_model: str = "gpt-4o-mini"
+    llm_temperature: float = 0.0
+    llm_timeout: float = 60.0
+    llm_max_retries: int = 2
+    mode: Mode = "auto"
+
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    chroma_token: SecretStr | None = None
+
+    max_upload_mb: int = 10
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url) or self.openai_api_key is not None
+
+    @property
+    def effective_mode(self) -> Literal["extractive", "llm"]:
+        if self.mode == "auto":
+            return "llm" if self.llm_configured else "extractive"
+        return self.mode
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def bm25_dir(self) -> Path:
+        return self.data_dir / "bm25"
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.data_dir / "evals"
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.data_dir / "feedback.jsonl"
+
+    @property
+    def index_location(self) -> str:
+        if self.chroma_host:
+            return f"chroma server http://{self.chroma_host}:{self.chroma_port} ({self.collection})"
+        return f"{self.chroma_dir} ({self.collection})"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment and .env; cached for edges that build one service."""
+    return Settings()

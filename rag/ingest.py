@@ -1,0 +1,224 @@
+"""Files -> Articles: .txt, .md (YAML front matter), .html, .json/.jsonl/.jsonl.gz records."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from rag.errors import CorpusError
+from rag.types import Article
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".jsonl.gz")
+MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_TITLE_CHARS = 90
+
+_BYLINE = re.compile(r"^\s*by\s+([^,\n]{3,80})(?:,[^\n]*)?$", re.IGNORECASE)
+_DATELINE = re.compile(r"^[A-Z][A-Z .,'-]{2,40}\(([^)]{2,60})\)\s*[–—-]\s*")
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def suffix_of(path: Path) -> str:
+    name = path.name.lower()
+    return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Supported files under paths (sorted, hidden ones left out); a missing path raises."""
+    for p in paths:
+        if not p.exists():
+            raise CorpusError(str(p), "no such file or directory - check the path")
+        if p.is_file():
+            yield p
+            continue
+        for f in sorted(p.rglob("*")):
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                yield f
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise CorpusError(str(path), "looks like a binary file (NUL bytes); skipped")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            str(path), f"not UTF-8 text (byte {exc.start}); convert it to UTF-8 and ingest again"
+        ) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _file_id(path: Path, suffix: str = "") -> str:
+    return hashlib.sha1(f"{path.resolve()}{suffix}".encode()).hexdigest()[:16]
+
+
+def derive_title(text: str) -> str:
+    """A display title from the text: the first sentence of the body, shortened."""
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    body = next((ln for ln in lines if not _BYLINE.match(ln) and len(ln) > 20), lines[0] if lines else "")
+    body = _DATELINE.sub("", body)
+    first = re.split(r"(?<=[.!?])\s", body, maxsplit=1)[0]
+    if len(first) <= MAX_TITLE_CHARS:
+        return first.rstrip(".")
+    cut = first[:MAX_TITLE_CHARS].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:–- ") + "…"
+
+
+def _in_text_metadata(text: str) -> dict[str, str]:
+    """Byline author and dateline source, when the text itself states them."""
+    meta: dict[str, str] = {}
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()][:3]
+    for ln in lines:
+        if "author" not in meta and (m := _BYLINE.match(ln)):
+            meta["author"] = m.group(1).strip()
+        if "source" not in meta and (m := _DATELINE.match(ln)):
+            meta["source"] = m.group(1).strip()
+    return meta
+
+
+def make_article(
+    article_id: str, text: str, meta: dict[str, Any], source_path: str
+) -> Article:
+    text = text.strip()
+    if not text:
+        raise CorpusError(source_path, "has no text")
+    found = _in_text_metadata(text)
+    title = str(meta.get("title") or "").strip()
+    authors = meta.get("authors")
+    author = meta.get("author") or (", ".join(map(str, authors)) if isinstance(authors, list) else authors)
+    url = str(meta.get("url") or "")
+    source = meta.get("source") or meta.get("sitename") or found.get("source")
+    if not source and url:
+        source = urlparse(url).netloc.removeprefix("www.")
+    published = meta.get("published") or meta.get("date") or ""
+    return Article(
+        article_id=article_id,
+        text=text,
+        title=title or derive_title(text),
+        title_derived=not title,
+        source=str(source or ""),
+        published=str(published),
+        url=url,
+        author=str(author or found.get("author") or ""),
+        source_path=source_path,
+        content_hash=content_hash(text),
+    )
+
+
+def _front_matter(path: Path, text: str) -> tuple[dict[str, Any], str]:
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---", 4)
+    if end < 0:
+        return {}, text
+    try:
+        meta = yaml.safe_load(text[4:end]) or {}
+    except yaml.YAMLError as exc:
+        raise CorpusError(str(path), f"invalid YAML front matter ({exc.__class__.__name__})") from exc
+    if not isinstance(meta, dict):
+        raise CorpusError(str(path), "front matter is not a mapping of key: value")
+    body = text[end + 4 :].lstrip("-").lstrip("\n")
+    return {str(k).lower(): v for k, v in meta.items()}, body
+
+
+def _markdown(path: Path, text: str) -> Article:
+    meta, body = _front_matter(path, text)
+    if not meta.get("title"):
+        m = re.match(r"\s*#\s+(.+)\n", body)
+        if m:
+            meta["title"] = m.group(1).strip()
+    return make_article(_file_id(path), body, meta, str(path))
+
+
+def _html(path: Path, text: str) -> Article:
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(text, with_metadata=True, include_comments=False)
+    body = getattr(doc, "text", None) if doc is not None else None
+    if not body or not body.strip():
+        raise CorpusError(str(path), "no article text could be extracted from this HTML")
+    meta = {
+        "title": getattr(doc, "title", None),
+        "author": getattr(doc, "author", None),
+        "published": getattr(doc, "date", None),
+        "url": getattr(doc, "url", None),
+        "source": getattr(doc, "sitename", None),
+    }
+    return make_article(_file_id(path), body, meta, str(path))
+
+
+def _record(path: Path, rec: Any, where: str, fallback_id: str) -> Article:
+    if not isinstance(rec, dict):
+        raise CorpusError(where, "record is not a JSON object")
+    text = rec.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise CorpusError(where, "record has no non-empty 'text' field")
+    rid = rec.get("id")
+    return make_article(str(rid) if rid not in (None, "") else fallback_id, text, rec, str(path))
+
+
+def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            for n, raw in enumerate(fh, 1):
+                if raw.strip():
+                    yield n, _decode(Path(f"{path}:{n}"), raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise CorpusError(str(path), f"cannot be read ({exc}); the file may be truncated") from exc
+
+
+def load_articles(path: Path, skipped: list[Skipped]) -> Iterator[Article]:
+    """Articles of one file; bad records are appended to skipped, a bad file raises CorpusError."""
+    path = path.resolve()
+    suffix = suffix_of(path)
+    if suffix not in TEXT_SUFFIXES:
+        raise CorpusError(str(path), f"unsupported file type {suffix or '(none)'}; use one of {', '.join(TEXT_SUFFIXES)}")
+    if suffix in (".jsonl", ".jsonl.gz"):
+        for n, line in _iter_lines(path):
+            where = f"{path}:{n}"
+            try:
+                yield _record(path, json.loads(line), where, _file_id(path, f"#{n}"))
+            except json.JSONDecodeError as exc:
+                skipped.append(Skipped(where, f"invalid JSON ({exc.msg})"))
+            except CorpusError as exc:
+                skipped.append(Skipped(exc.path, exc.problem))
+        return
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CorpusError(str(path), f"is {size // 2**20} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit")
+    text = _decode(path, path.read_bytes())
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(str(path), f"invalid JSON at line {exc.lineno} ({exc.msg})") from exc
+        records = data if isinstance(data, list) else [data]
+        for n, rec in enumerate(records):
+            try:
+                yield _record(path, rec, f"{path}[{n}]", _file_id(path, f"#{n}"))
+            except CorpusError as exc:
+                skipped.append(Skipped(exc.path, exc.problem))
+    elif suffix in (".md", ".markdown"):
+        yield _markdown(path, text)
+    elif suffix in (".html", ".htm"):
+        yield _html(path, text)
+    else:
+        yield make_article(_file_id(path), text, {}, str(path))

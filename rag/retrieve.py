@@ -1,0 +1,201 @@
+"""Hybrid retrieval: dense (Chroma) + BM25 (bm25s), reciprocal rank fusion, then MMR."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from rag.embeddings import LocalMiniLMEmbeddings
+from rag.store import ChromaStore
+from rag.text import terms
+from rag.types import Passage
+
+log = logging.getLogger(__name__)
+
+Method = Literal["dense", "bm25", "hybrid"]
+RRF_K = 60
+
+
+class BM25Index:
+    """bm25s over every chunk, persisted under the data dir and keyed by the store's revision."""
+
+    def __init__(self, directory: Path, store: ChromaStore, recheck_seconds: float = 5.0) -> None:
+        self.directory = directory
+        self.store = store
+        self.recheck_seconds = recheck_seconds
+        self._lock = threading.Lock()
+        self._model: object | None = None
+        self._ids: list[str] = []
+        self._df: dict[str, int] = {}
+        self._revision = ""
+        self._checked = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------
+    def _ensure(self) -> None:
+        now = time.monotonic()
+        if self._model is not None and now - self._checked < self.recheck_seconds:
+            return
+        with self._lock:
+            revision = self.store.revision()
+            self._checked = now
+            if self._model is not None and revision == self._revision:
+                return
+            if not self._load(revision):
+                self.rebuild(revision)
+
+    def _load(self, revision: str) -> bool:
+        import bm25s
+
+        meta_path = self.directory / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("revision") != revision:
+                return False
+            self._ids = meta["ids"]
+            self._df = meta["df"]
+            self._model = bm25s.BM25.load(str(self.directory / "index"), show_progress=False) if self._ids else None
+        except (OSError, ValueError, KeyError):
+            return False
+        self._revision = revision
+        return True
+
+    def rebuild(self, revision: str | None = None) -> None:
+        """Tokenise every chunk in the store and persist a new index."""
+        import bm25s
+
+        revision = revision if revision is not None else self.store.revision()
+        ids: list[str] = []
+        tokens: list[list[str]] = []
+        for batch_ids, docs in self.store.iter_chunk_texts():
+            ids.extend(batch_ids)
+            tokens.extend(terms(d) for d in docs)
+        df: dict[str, int] = {}
+        for toks in tokens:
+            for t in set(toks):
+                df[t] = df.get(t, 0) + 1
+        model = None
+        tmp = self.directory.with_name(self.directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+        if ids:
+            model = bm25s.BM25()
+            model.index(tokens, show_progress=False)
+            model.save(str(tmp / "index"), show_progress=False)
+        (tmp / "meta.json").write_text(json.dumps({"revision": revision, "ids": ids, "df": df}))
+        shutil.rmtree(self.directory, ignore_errors=True)
+        tmp.rename(self.directory)
+        self._model, self._ids, self._df, self._revision = model, ids, df, revision
+        self._checked = time.monotonic()
+        log.info("BM25 index rebuilt: %d chunks", len(ids))
+
+    # -- queries ----------------------------------------------------------------------
+    def idf(self, term: str) -> float:
+        self._ensure()
+        n = max(len(self._ids), 1)
+        df = self._df.get(term, 0)
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def search(self, query: str, n: int) -> list[tuple[str, float]]:
+        self._ensure()
+        model = self._model
+        q = [t for t in terms(query) if t in self._df]
+        if model is None or not q:
+            return []
+        docs, scores = model.retrieve([q], k=min(n, len(self._ids)), show_progress=False)  # type: ignore[attr-defined]
+        return [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+
+class HybridRetriever:
+    """Dense + BM25 candidates, fused by RRF and diversified with MMR."""
+
+    def __init__(
+        self,
+        store: ChromaStore,
+        embedder: LocalMiniLMEmbeddings,
+        bm25: BM25Index,
+        candidates: int = 30,
+        mmr_lambda: float = 0.75,
+        duplicate_cosine: float = 0.97,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.bm25 = bm25
+        self.candidates = candidates
+        self.mmr_lambda = mmr_lambda
+        self.duplicate_cosine = duplicate_cosine
+
+    def embed_query(self, query: str) -> np.ndarray:
+        return self.embedder.encode([query])[0]
+
+    def retrieve(
+        self,
+        query: str,
+        k: int,
+        method: Method = "hybrid",
+        query_vector: np.ndarray | None = None,
+        timer: Callable[[str, float], None] | None = None,
+    ) -> list[Passage]:
+        t0 = time.perf_counter()
+        qvec = query_vector if query_vector is not None else self.embed_query(query)
+        t1 = time.perf_counter()
+        n = max(self.candidates, k)
+        dense = self.store.dense_search(qvec, n) if method in ("dense", "hybrid") else []
+        t2 = time.perf_counter()
+        sparse = self.bm25.search(query, n) if method in ("bm25", "hybrid") else []
+        t3 = time.perf_counter()
+        by_id: dict[str, Passage] = {p.chunk_id: p for p in dense}
+        missing = [cid for cid, _ in sparse if cid not in by_id]
+        for p in self.store.get_passages(missing):
+            by_id[p.chunk_id] = p
+        for rank, (cid, score) in enumerate(sparse):
+            if cid in by_id:
+                by_id[cid].bm25_score = score
+                by_id[cid].bm25_rank = rank
+        pool = list(by_id.values())
+        for p in pool:
+            p.score = sum(1.0 / (RRF_K + r + 1) for r in (p.dense_rank, p.bm25_rank) if r is not None)
+        pool.sort(key=lambda p: -p.score)
+        pool = pool[: max(2 * k, 10)]
+        vectors = self.store.get_embeddings([p.chunk_id for p in pool])
+        for p in pool:
+            if p.dense_score is None and p.chunk_id in vectors:
+                p.dense_score = float(vectors[p.chunk_id] @ qvec)
+        chosen = self._mmr(pool, vectors, k)
+        t4 = time.perf_counter()
+        if timer:
+            timer("embed", (t1 - t0) * 1000)
+            timer("dense", (t2 - t1) * 1000)
+            timer("bm25", (t3 - t2) * 1000)
+            timer("fuse", (t4 - t3) * 1000)
+        return chosen
+
+    def _mmr(self, pool: list[Passage], vectors: dict[str, np.ndarray], k: int) -> list[Passage]:
+        if not pool:
+            return []
+        top = pool[0].score or 1.0
+        chosen: list[Passage] = []
+        rest = list(pool)
+        while rest and len(chosen) < k:
+            best, best_val = None, -math.inf
+            for p in rest:
+                v = vectors.get(p.chunk_id)
+                sim = max((float(v @ vectors[c.chunk_id]) for c in chosen if c.chunk_id in vectors), default=0.0) if v is not None else 0.0
+                if sim >= self.duplicate_cosine:
+                    continue
+                val = self.mmr_lambda * (p.score / top) - (1 - self.mmr_lambda) * sim
+                if val > best_val:
+                    best, best_val = p, val
+            if best is None:
+                break
+            chosen.append(best)
+            rest.remove(best)
+        return chosen

@@ -1,0 +1,135 @@
+"""Build everything from Settings; the one object edges (CLI, UI, evals) talk to."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from rag.answer import Calibration
+from rag.chain import Answerer, ExtractiveAnswerer, RagChain, Request
+from rag.chunking import Chunker
+from rag.config import Settings
+from rag.embeddings import LocalMiniLMEmbeddings
+from rag.errors import ConfigError, QuestionError, RagIndexError
+from rag.indexer import Indexer, IngestReport, ProgressFn
+from rag.retrieve import BM25Index, HybridRetriever, Method
+from rag.store import ChromaStore
+from rag.types import Answer, Article, Turn
+
+
+class RagService:
+    """Thread-safe to share between sessions: conversation history is passed in per call."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self.calibration = Calibration.load()
+
+    # -- components, built lazily ------------------------------------------------
+    @cached_property
+    def embedder(self) -> LocalMiniLMEmbeddings:
+        return LocalMiniLMEmbeddings()
+
+    @cached_property
+    def store(self) -> ChromaStore:
+        return ChromaStore(self.settings, LocalMiniLMEmbeddings.model_name, LocalMiniLMEmbeddings.dimension)
+
+    @cached_property
+    def bm25(self) -> BM25Index:
+        return BM25Index(self.settings.bm25_dir / self.settings.collection, self.store)
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(self.store, self.embedder, self.bm25, candidates=self.settings.candidates)
+
+    @cached_property
+    def chain(self) -> RagChain:
+        answerers: dict[str, Answerer] = {
+            "extractive": ExtractiveAnswerer(self.settings.max_answer_sentences, self.calibration)
+        }
+        return RagChain(self.retriever, self.bm25.idf, self.calibration, answerers)
+
+    # -- ingest --------------------------------------------------------------------
+    def ingest(
+        self, paths: Sequence[Path] | None = None, sync: bool = False, progress: ProgressFn | None = None,
+        limit: int | None = None,
+    ) -> IngestReport:
+        paths = list(paths) if paths else [self.settings.corpus_dir]
+        chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
+        with self._lock:
+            report = Indexer(self.store, self.embedder, chunker).ingest(paths, sync=sync, progress=progress, limit=limit)
+            if report.changed or not (self.bm25.directory / "meta.json").exists():
+                self.bm25.rebuild()
+        return report
+
+    def delete_article(self, article_id: str) -> int:
+        with self._lock:
+            n = self.store.delete_article(article_id)
+            self.store.bump_revision()
+            self.bm25.rebuild()
+        return n
+
+    # -- questions -----------------------------------------------------------------
+    def resolve_mode(self, mode: str | None) -> str:
+        mode = mode or self.settings.mode
+        if mode == "auto":
+            mode = "llm" if self.settings.llm_configured else "extractive"
+        if mode not in self.chain.answerers:
+            if mode == "llm":
+                raise ConfigError(
+                    "LLM mode needs a model: set RAG_LLM_BASE_URL or OPENAI_API_KEY, or use --mode extractive."
+                )
+            raise ConfigError(f"Unknown mode {mode!r} - use auto, extractive or llm.")
+        return mode
+
+    def _request(self, question: str, history: list[Turn] | None, k: int | None, mode: str | None, method: Method) -> Request:
+        q = (question or "").strip()
+        if not q:
+            raise QuestionError("The question is empty - type a question about the articles.")
+        if len(q) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"The question has {len(q)} characters, over the limit of {self.settings.max_question_chars} - shorten it."
+            )
+        if not self.store.exists() or self.store.count() == 0:
+            raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
+        return Request(
+            question=q, history=list(history or []), k=k or self.settings.top_k,
+            mode=self.resolve_mode(mode), method=method,
+        )
+
+    def ask(
+        self, question: str, history: list[Turn] | None = None, k: int | None = None,
+        mode: str | None = None, method: Method = "hybrid",
+    ) -> Answer:
+        return self.chain.invoke(self._request(question, history, k, mode, method))
+
+    def stream(
+        self, question: str, history: list[Turn] | None = None, k: int | None = None,
+        mode: str | None = None,
+    ) -> Iterator[tuple[str, Any]]:
+        """Events for a UI: ("step", (name, ms)), ("text", piece), ("answer", Answer)."""
+        return self.chain.stream(self._request(question, history, k, mode, "hybrid"))
+
+    # -- library -------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        exists = self.store.exists()
+        return {
+            "index": self.settings.index_location,
+            "articles": self.store.article_count() if exists else 0,
+            "chunks": self.store.count() if exists else 0,
+            "embedding_model": LocalMiniLMEmbeddings.model_name,
+            "mode": self.resolve_mode(None) if self.settings.mode != "llm" or self.settings.llm_configured else "llm (not configured)",
+            "llm_model": self.settings.llm_model if self.settings.llm_configured else None,
+            "top_k": self.settings.top_k,
+        }
+
+    def list_articles(self) -> list[dict[str, Any]]:
+        if not self.store.exists():
+            return []
+        return [{"article_id": aid, **meta} for aid, meta in self.store.article_index().items()]
+
+    def get_article(self, article_id: str) -> Article | None:
+        return self.store.get_article(article_id)

@@ -1,0 +1,132 @@
+"""Plain data carried from files to answers: Article, Chunk, Passage, Citation, Answer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article's text and the metadata it really has (nothing invented)."""
+
+    article_id: str
+    text: str
+    title: str
+    title_derived: bool
+    source: str = ""
+    published: str = ""
+    url: str = ""
+    author: str = ""
+    source_path: str = ""
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A slice of an article with its character offsets and sentence spans (article offsets)."""
+
+    chunk_id: str
+    article_id: str
+    index: int
+    text: str
+    start: int
+    end: int
+    sentences: tuple[tuple[int, int], ...]
+    article: Article
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its scores and ranks."""
+
+    chunk_id: str
+    article_id: str
+    text: str
+    start: int
+    end: int
+    sentences: list[tuple[int, int]]
+    metadata: dict[str, Any]
+    score: float = 0.0
+    dense_score: float | None = None
+    bm25_score: float | None = None
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+    sentence_vectors: Any = None  # numpy array (n_sentences, dim) or None
+
+    @property
+    def title(self) -> str:
+        return str(self.metadata.get("title", ""))
+
+
+@dataclass
+class Citation:
+    n: int
+    chunk_id: str
+    article_id: str
+    title: str
+    title_derived: bool
+    source: str
+    published: str
+    url: str
+    quote: str
+    start: int
+    end: int
+
+
+@dataclass
+class Sentence:
+    text: str
+    citations: list[int]
+    supported: bool = True
+    support_score: float = 1.0
+    attached: bool = False
+
+
+@dataclass
+class Turn:
+    """One past exchange of a conversation, owned by the caller."""
+
+    question: str
+    answer: str
+    standalone_question: str = ""
+
+
+@dataclass
+class Answer:
+    question: str
+    standalone_question: str
+    answer: str
+    refused: bool
+    mode: str
+    citations: list[Citation] = field(default_factory=list)
+    sentences: list[Sentence] = field(default_factory=list)
+    contexts: list[Passage] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    relevance: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer object of the contracts."""
+        return {
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "answer": self.answer,
+            "refused": self.refused,
+            "mode": self.mode,
+            "citations": [asdict(c) for c in self.citations],
+            "sentences": [asdict(s) for s in self.sentences],
+            "contexts": [
+                {
+                    "chunk_id": p.chunk_id,
+                    "article_id": p.article_id,
+                    "text": p.text,
+                    "score": round(p.score, 6),
+                    "dense_score": None if p.dense_score is None else round(p.dense_score, 6),
+                    "bm25_score": None if p.bm25_score is None else round(p.bm25_score, 6),
+                    "title": p.title,
+                }
+                for p in self.contexts
+            ],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "relevance": round(self.relevance, 4),
+        }
