@@ -22,11 +22,11 @@ _HEADING = re.compile(r"^[^a-z]*$")  # no lower-case letter: a heading or dateli
 class Calibration:
     """Weights of sentence scoring and the refusal threshold (fitted on the golden dev split)."""
 
-    w_semantic: float = 0.5
-    w_lexical: float = 0.35
+    w_semantic: float = 0.6
+    w_lexical: float = 0.25
     w_rank: float = 0.15
     gate_threshold: float = 0.42
-    keep_ratio: float = 0.8
+    keep_ratio: float = 0.75
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
@@ -49,8 +49,16 @@ class Candidate:
     score: float
 
 
-def _coverage(query_terms: list[str], sentence_terms: set[str], idf: Callable[[str], float]) -> float:
-    weights = {t: idf(t) for t in set(query_terms)}
+CONTEXT_WEIGHT = 0.5  # terms a follow-up borrowed from the conversation count half
+
+
+def term_weights(question: str, standalone: str, idf: Callable[[str], float]) -> dict[str, float]:
+    """IDF weight of each query term; terms only in the condensed context count less."""
+    own = set(terms(question))
+    return {t: idf(t) * (1.0 if t in own else CONTEXT_WEIGHT) for t in set(terms(standalone))}
+
+
+def _coverage(weights: dict[str, float], sentence_terms: set[str]) -> float:
     total = sum(weights.values())
     if total <= 0:
         return 0.0
@@ -59,13 +67,14 @@ def _coverage(query_terms: list[str], sentence_terms: set[str], idf: Callable[[s
 
 def candidates(
     question: str,
+    standalone: str,
     qvec: np.ndarray,
     passages: list[Passage],
     idf: Callable[[str], float],
     cal: Calibration,
 ) -> list[Candidate]:
     """Every sentence of the retrieved passages, scored against the question."""
-    q_terms = terms(question)
+    weights = term_weights(question, standalone, idf)
     top = max((p.score for p in passages), default=1.0) or 1.0
     out: list[Candidate] = []
     seen: set[tuple[str, int, int]] = set()
@@ -81,7 +90,7 @@ def candidates(
                 sem = float(svecs[j] @ qvec)
             else:
                 sem = float(p.dense_score or 0.0)
-            lex = _coverage(q_terms, set(terms(text)), idf)
+            lex = _coverage(weights, set(terms(text)))
             score = cal.w_semantic * sem + cal.w_lexical * lex + cal.w_rank * (p.score / top)
             out.append(Candidate(p, rank, s, e, text, sem, lex, score))
     out.sort(key=lambda c: -c.score)

@@ -123,7 +123,8 @@ class RagChain:
     def _gate(self, req: Request) -> Request:
         t = time.perf_counter()
         assert req.query_vector is not None
-        req.candidates = extractive.candidates(req.standalone_question, req.query_vector, req.passages, self.idf, self.calibration)
+        req.candidates = extractive.candidates(
+            req.question, req.standalone_question, req.query_vector, req.passages, self.idf, self.calibration)
         req.relevance = extractive.relevance(req.candidates)
         req.timings_ms["gate"] = (time.perf_counter() - t) * 1000
         return req

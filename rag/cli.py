@@ -1,0 +1,233 @@
+"""`rag ingest | ask | chat | stats | eval | ui`: a thin edge over the library's public API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag import Answer, RagError, RagService, Settings, Turn, count_articles
+
+EXIT_ERROR = 1
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return Settings(**overrides)
+
+
+def _service(args: argparse.Namespace) -> RagService:
+    return RagService(_settings(args))
+
+
+def _err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+# -- ingest -------------------------------------------------------------------
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    svc = _service(args)
+    paths = [Path(p) for p in args.paths] or [svc.settings.corpus_dir]
+    total = count_articles(paths)
+    bar = tqdm(total=total, unit="article", desc="ingest", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
+
+    def progress(done: int, chunks: int) -> None:
+        bar.n = done
+        bar.set_postfix(chunks=chunks, refresh=False)
+        bar.refresh()
+
+    try:
+        report = svc.ingest(paths, sync=args.sync, progress=progress, limit=args.limit)
+    finally:
+        bar.close()
+    for s in report.skipped:
+        logging.warning("skipped %s: %s", s.path, s.reason)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"ingest into {svc.settings.index_location}")
+    for col in ("", "added", "updated", "unchanged", "removed", "skipped"):
+        t.add_column(col)
+    t.add_row("articles", str(report.added), str(report.updated), str(report.unchanged), str(report.removed), str(len(report.skipped)))
+    t.add_row("chunks", str(report.chunks_added), "", "", str(report.chunks_removed), "")
+    _err_console().print(t)
+    return 0
+
+
+# -- ask / chat -----------------------------------------------------------------
+def _print_answer(answer: Answer) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    c = Console()
+    if answer.refused:
+        c.print(f"[yellow]{escape(answer.answer)}[/yellow]")
+        if answer.contexts:
+            titles = list(dict.fromkeys(p.title for p in answer.contexts if p.title))[:3]
+            c.print("[dim]Closest articles: " + escape("; ".join(titles)) + "[/dim]")
+        return
+    c.print(escape(answer.answer))
+    c.print()
+    for cit in answer.citations:
+        title = cit.title + (" (title derived from text)" if cit.title_derived else "")
+        meta = ", ".join(x for x in (cit.source, cit.published, cit.url) if x)
+        c.print(f"[bold][{cit.n}][/bold] {escape(title)}" + (f" [dim]- {escape(meta)}[/dim]" if meta else ""))
+        c.print(f"    [green]“{escape(cit.quote)}”[/green] [dim](chars {cit.start}-{cit.end})[/dim]")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    answer = svc.ask(args.question, k=args.k, mode=args.mode)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    history: list[Turn] = []
+    interactive = sys.stdin.isatty() and not args.json
+    status = 0
+
+    def lines() -> Any:
+        if not interactive:
+            yield from sys.stdin
+            return
+        _err_console().print("[dim]Ask about the articles; empty line or Ctrl-D to quit, /new for a new conversation.[/dim]")
+        while True:
+            try:
+                line = input("you> ")
+            except EOFError:
+                return
+            if not line.strip():
+                return
+            yield line
+
+    for raw in lines():
+        q = raw.strip()
+        if not q:
+            continue
+        if q == "/new":
+            history.clear()
+            continue
+        try:
+            answer = svc.ask(q, history=history, k=args.k, mode=args.mode)
+        except RagError as exc:
+            print(f"error: {exc.user_message}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"question": q, "error": exc.user_message}))
+            status = EXIT_ERROR
+            continue
+        history.append(Turn(q, answer.answer, answer.standalone_question))
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            _print_answer(answer)
+    return status
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    st = _service(args).stats()
+    if args.json:
+        print(json.dumps(st))
+    else:
+        for k, v in st.items():
+            print(f"{k:16} {v}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    return subprocess.call(
+        [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true", "--server.address",
+         args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false"]
+    )
+
+
+# -- wiring ----------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Cited answers from a folder of news articles.")
+    p.add_argument("--data-dir", help="override RAG_DATA_DIR")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", help="add, update (and with --sync remove) articles in the index")
+    s.add_argument("paths", nargs="*", help="files or folders (default: RAG_CORPUS_DIR)")
+    s.add_argument("--sync", action="store_true", help="also remove articles whose files are gone")
+    s.add_argument("--limit", type=int, help="stop after N articles")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_ingest)
+
+    for name, fn, helptext in (("ask", cmd_ask, "answer one question"), ("chat", cmd_chat, "a conversation")):
+        s = sub.add_parser(name, help=helptext)
+        if name == "ask":
+            s.add_argument("question")
+        s.add_argument("--json", action="store_true", help="JSON only on stdout")
+        s.add_argument("-k", type=int, help="passages to retrieve (RAG_TOP_K)")
+        s.add_argument("--mode", choices=["auto", "extractive", "llm"])
+        s.set_defaults(func=fn)
+
+    s = sub.add_parser("stats", help="what is in the index")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_stats)
+
+    s = sub.add_parser("ui", help="start the Streamlit app")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8501)
+    s.set_defaults(func=cmd_ui)
+
+    _register_eval(sub)
+    return p
+
+
+def _register_eval(sub: Any) -> None:
+    try:
+        from evals.cli import register
+    except ImportError:
+        return
+    register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    for noisy in ("chromadb", "httpx", "trafilatura", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except RagError as exc:
+        print(f"error: {exc.user_message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"error: unexpected {exc.__class__.__name__} - rerun with `rag --debug ...` and report it.", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
