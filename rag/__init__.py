@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from rag.chunking import Chunker
 from rag.config import Settings, get_settings
+from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import AnswerFormatError, ConfigError, CorpusError, ModelError, QuestionError, RagError, RagIndexError
 from rag.indexer import IngestReport, count_articles
 from rag.service import RagService
@@ -12,10 +14,12 @@ __all__ = [
     "Answer",
     "AnswerFormatError",
     "Article",
+    "Chunker",
     "Citation",
     "ConfigError",
     "CorpusError",
     "IngestReport",
+    "LocalMiniLMEmbeddings",
     "ModelError",
     "Passage",
     "QuestionError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +58,29 @@ def count_articles(paths: Sequence[Path]) -> int:
 
 
 class Indexer:
-    def __init__(self, store: ChromaStore, embedder: LocalMiniLMEmbeddings, chunker: Chunker, batch_chunks: int = 256) -> None:
+    """Streams articles, embeds them in batches of about `batch_chunks` chunks, commits each batch.
+
+    Memory is bounded by one batch plus the registry's metadata. The embedding model is only
+    loaded when something needs embedding, so a no-op re-ingest never loads it.
+    """
+
+    def __init__(
+        self,
+        store: ChromaStore,
+        embedder: LocalMiniLMEmbeddings | Callable[[], LocalMiniLMEmbeddings],
+        chunker: Chunker,
+        batch_chunks: int = 256,
+    ) -> None:
         self.store = store
-        self.embedder = embedder
+        self._embedder = embedder
         self.chunker = chunker
         self.batch_chunks = batch_chunks
+
+    @property
+    def embedder(self) -> LocalMiniLMEmbeddings:
+        if not isinstance(self._embedder, LocalMiniLMEmbeddings):
+            self._embedder = self._embedder()
+        return self._embedder
 
     def ingest(
         self,
@@ -70,9 +89,11 @@ class Indexer:
         progress: ProgressFn | None = None,
         limit: int | None = None,
     ) -> IngestReport:
-        """Add new and changed articles; with sync, remove those whose files are gone."""
-        import time
+        """Add new and changed articles; with sync, remove those whose files are gone.
 
+        Resumable: each batch's registry records are written after its chunks, so a run killed at
+        any point is finished by running it again (no duplicate, no missing chunk).
+        """
         report = IngestReport()
         self.store.open(create=True)
         known = self.store.article_index()
@@ -80,6 +101,15 @@ class Indexer:
         pending: list[tuple[Article, list[Chunk], bool]] = []
         pending_chunks = 0
         done = 0
+        dirty = False
+
+        def mark_dirty() -> None:
+            # Bump the revision before the first write too: caches keyed on the old one are stale
+            # from now on, even if this run is killed before it finishes.
+            nonlocal dirty
+            if not dirty:
+                self.store.bump_revision()
+                dirty = True
 
         def flush() -> None:
             nonlocal pending, pending_chunks
@@ -91,10 +121,9 @@ class Indexer:
                 [c.text for c in chunks], [[(s - c.start, e - c.start) for s, e in c.sentences] for c in chunks]
             )
             report.embed_seconds += time.perf_counter() - t
-            i = 0
+            mark_dirty()
+            self.store.add_articles([(a, cs) for a, cs, _ in pending], vectors, svecs)
             for article, cs, is_update in pending:
-                self.store.add_article(article, cs, vectors[i : i + len(cs)], svecs[i : i + len(cs)])
-                i += len(cs)
                 report.chunks_added += len(cs)
                 if is_update:
                     report.updated += 1
@@ -130,11 +159,12 @@ class Indexer:
             for aid, meta in known.items():
                 src = str(meta.get("source_path", ""))
                 if aid not in seen and any(src == r or src.startswith(r.rstrip("/") + "/") for r in roots):
+                    mark_dirty()
                     report.chunks_removed += self.store.delete_article(aid)
                     report.removed += 1
         if progress:
             progress(done, report.chunks_added)
-        if report.changed:
+        if dirty:
             self.store.bump_revision()
         return report
 

@@ -68,27 +68,41 @@ class BM25Index:
         self._revision = revision
         return True
 
+    def is_current(self) -> bool:
+        """Whether the persisted index matches the store's revision (no rebuild needed)."""
+        try:
+            meta = json.loads((self.directory / "meta.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(meta.get("revision") == self.store.revision())
+
     def rebuild(self, revision: str | None = None) -> None:
         """Tokenise every chunk in the store and persist a new index."""
         import bm25s
 
         revision = revision if revision is not None else self.store.revision()
+        # Tokens become vocabulary ids batch by batch: a repeated id is one shared int object, so
+        # memory grows by a pointer per token instead of a string per token.
         ids: list[str] = []
-        tokens: list[list[str]] = []
+        vocab: dict[str, int] = {}
+        corpus: list[list[int]] = []
+        doc_freq: list[int] = []
         for batch_ids, docs in self.store.iter_chunk_texts():
             ids.extend(batch_ids)
-            tokens.extend(terms(d) for d in docs)
-        df: dict[str, int] = {}
-        for toks in tokens:
-            for t in set(toks):
-                df[t] = df.get(t, 0) + 1
+            for d in docs:
+                row = [vocab.setdefault(t, len(vocab)) for t in terms(d)]
+                corpus.append(row)
+                doc_freq.extend([0] * (len(vocab) - len(doc_freq)))
+                for t in set(row):
+                    doc_freq[t] += 1
+        df = {term: doc_freq[i] for term, i in vocab.items()}
         model = None
         tmp = self.directory.with_name(self.directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True, exist_ok=True)
         if ids:
             model = bm25s.BM25()
-            model.index(tokens, show_progress=False)
+            model.index((corpus, vocab), show_progress=False)
             model.save(str(tmp / "index"), show_progress=False)
         (tmp / "meta.json").write_text(json.dumps({"revision": revision, "ids": ids, "df": df}))
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -60,8 +60,10 @@ class RagService:
         paths = list(paths) if paths else [self.settings.corpus_dir]
         chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
         with self._lock:
-            report = Indexer(self.store, self.embedder, chunker).ingest(paths, sync=sync, progress=progress, limit=limit)
-            if report.changed or not (self.bm25.directory / "meta.json").exists():
+            # The embedder is loaded only if something needs embedding (a no-op re-ingest never loads it).
+            report = Indexer(self.store, lambda: self.embedder, chunker).ingest(
+                paths, sync=sync, progress=progress, limit=limit)
+            if report.changed or not self.bm25.is_current():
                 self.bm25.rebuild()
         return report
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from rag.config import Settings
 from rag.errors import RagIndexError
 from rag.types import Article, Chunk, Passage
+
+T = TypeVar("T")
 
 ARTICLE_FIELDS = ("title", "title_derived", "source", "published", "url", "author", "source_path", "content_hash")
 
@@ -25,6 +27,28 @@ def _pack(vecs: np.ndarray) -> str:
 def _unpack(s: str, dim: int) -> np.ndarray:
     arr = np.frombuffer(base64.b64decode(s), dtype=np.int8).astype(np.float32) / 127.0
     return arr.reshape(-1, dim)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """True when exc (or its cause) says the server could not be reached."""
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (httpx.TransportError, ConnectionError)) or "Could not connect" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = f"{seen.__class__.__name__} {seen}"
+        if "Auth" in seen.__class__.__name__ or "401" in text or "403" in text or "Unauthorized" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class ChromaStore:
@@ -55,6 +79,11 @@ class ChromaStore:
         self._articles: Any = None
 
     def _open_error(self, exc: Exception) -> RagIndexError:
+        if self.settings.chroma_host and _is_auth_error(exc):
+            return RagIndexError(
+                f"The Chroma server at {self.settings.chroma_host}:{self.settings.chroma_port} refused the request "
+                "(unauthorized) - set RAG_CHROMA_TOKEN to the token its auth proxy expects."
+            )
         if self.settings.chroma_host:
             return RagIndexError(
                 f"Cannot reach the Chroma server at {self.settings.chroma_host}:{self.settings.chroma_port} "
@@ -127,42 +156,71 @@ class ChromaStore:
 
     # -- revision: bumped on every change so BM25 caches know they are stale --
     def revision(self) -> str:
-        return str((self.articles.metadata or {}).get("revision", ""))
+        """The current revision, read from Chroma (another process may have changed the index)."""
+        self.open(create=False)
+        fresh = self._try(lambda: self._client.get_collection(self._names()[1], embedding_function=None))
+        return str((fresh.metadata or {}).get("revision", ""))
 
     def bump_revision(self) -> None:
         self.articles.modify(metadata={"revision": uuid.uuid4().hex})
 
     # -- writes ------------------------------------------------------------------
+    def max_batch(self) -> int:
+        try:
+            return max(1, int(self._client.get_max_batch_size()))
+        except Exception:  # older servers do not report it
+            return 1000
+
+    def add_articles(
+        self, items: Sequence[tuple[Article, Sequence[Chunk]]], vectors: np.ndarray, sentence_vectors: Sequence[np.ndarray]
+    ) -> None:
+        """Replace the chunks of a batch of articles; their registry records are written last.
+
+        A registry record is the commit marker: an ingest killed before it leaves chunks that the next
+        ingest replaces (their article is not registered, so it is ingested again; chunk ids are stable).
+        """
+        if not items:
+            return
+        ids = [a.article_id for a, _ in items]
+        self._try(lambda: self.chunks.delete(where={"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}))
+        chunk_ids: list[str] = []
+        docs: list[str] = []
+        metas: list[dict[str, Any]] = []
+        for article, chunks in items:
+            base = {k: v for k, v in asdict(article).items() if k in ARTICLE_FIELDS}
+            for c in chunks:
+                chunk_ids.append(c.chunk_id)
+                docs.append(c.text)
+                metas.append({**base, "article_id": article.article_id, "index": c.index, "start": c.start,
+                              "end": c.end, "sents": json.dumps([list(s) for s in c.sentences])})
+        for m, sv in zip(metas, sentence_vectors, strict=True):
+            m["svec"] = _pack(sv) if len(sv) else ""
+        step = self.max_batch()
+        for i in range(0, len(chunk_ids), step):
+            sl = slice(i, i + step)
+            self._try(lambda sl=sl: self.chunks.upsert(  # type: ignore[misc]
+                ids=chunk_ids[sl], embeddings=vectors[sl], documents=docs[sl], metadatas=metas[sl]))
+        self._try(lambda: self.articles.upsert(
+            ids=ids,
+            embeddings=[[1.0]] * len(ids),
+            documents=[a.text for a, _ in items],
+            metadatas=[{**{k: v for k, v in asdict(a).items() if k in ARTICLE_FIELDS}, "chunks": len(cs)} for a, cs in items],
+        ))
+
     def add_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, sentence_vectors: Sequence[np.ndarray]) -> None:
-        """Replace an article's chunks; the article record is written last (a commit marker)."""
-        self.delete_article(article.article_id, registry=False)
-        base = {k: v for k, v in asdict(article).items() if k in ARTICLE_FIELDS}
-        metas = []
-        for c, sv in zip(chunks, sentence_vectors, strict=True):
-            metas.append(
-                {
-                    **base,
-                    "article_id": article.article_id,
-                    "index": c.index,
-                    "start": c.start,
-                    "end": c.end,
-                    "sents": json.dumps([list(s) for s in c.sentences]),
-                    "svec": _pack(sv) if len(sv) else "",
-                }
-            )
-        if chunks:
-            self.chunks.upsert(
-                ids=[c.chunk_id for c in chunks],
-                embeddings=vectors,
-                documents=[c.text for c in chunks],
-                metadatas=metas,
-            )
-        self.articles.upsert(
-            ids=[article.article_id],
-            embeddings=[[1.0]],
-            documents=[article.text],
-            metadatas=[{**base, "chunks": len(chunks)}],
-        )
+        """Replace one article's chunks; the article record is written last (a commit marker)."""
+        self.add_articles([(article, chunks)], vectors, sentence_vectors)
+
+    def _try(self, op: Callable[[], T]) -> T:
+        """Run a Chroma call; a server that went away becomes a RagIndexError naming it."""
+        try:
+            return op()
+        except RagIndexError:
+            raise
+        except Exception as exc:
+            if self.settings.chroma_host and (_is_connection_error(exc) or _is_auth_error(exc)):
+                raise self._open_error(exc) from exc
+            raise
 
     def delete_article(self, article_id: str, registry: bool = True) -> int:
         got = self.chunks.get(where={"article_id": article_id}, include=[])
@@ -174,7 +232,7 @@ class ChromaStore:
 
     # -- reads -------------------------------------------------------------------
     def count(self) -> int:
-        return int(self.chunks.count())
+        return int(self._try(lambda: self.chunks.count()))
 
     def article_count(self) -> int:
         return int(self.articles.count())
@@ -223,9 +281,9 @@ class ChromaStore:
         n = min(n, self.count())
         if n <= 0:
             return []
-        res = self.chunks.query(
+        res = self._try(lambda: self.chunks.query(
             query_embeddings=[vector.tolist()], n_results=n, include=["documents", "metadatas", "distances"]
-        )
+        ))
         passages = self._passages(res["ids"][0], res["documents"][0], res["metadatas"][0])
         for rank, (p, d) in enumerate(zip(passages, res["distances"][0], strict=True)):
             p.dense_score = 1.0 - float(d)
@@ -235,12 +293,12 @@ class ChromaStore:
     def get_passages(self, ids: list[str]) -> list[Passage]:
         if not ids:
             return []
-        got = self.chunks.get(ids=ids, include=["documents", "metadatas"])
+        got = self._try(lambda: self.chunks.get(ids=ids, include=["documents", "metadatas"]))
         by_id = {p.chunk_id: p for p in self._passages(got["ids"], got["documents"], got["metadatas"])}
         return [by_id[i] for i in ids if i in by_id]
 
     def get_embeddings(self, ids: list[str]) -> dict[str, np.ndarray]:
         if not ids:
             return {}
-        got = self.chunks.get(ids=ids, include=["embeddings"])
+        got = self._try(lambda: self.chunks.get(ids=ids, include=["embeddings"]))
         return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"], strict=True)}

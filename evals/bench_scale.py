@@ -1,0 +1,323 @@
+"""`make bench-scale`: grow one index over RealTime QA tier by tier (500 -> 2,000 -> 5,386 articles).
+
+At each tier: ingest time and chunks/s next to the raw embedding throughput on a 2,000-chunk sample of
+the same chunks, index size on disk, peak RSS, warm retrieval latency p50/p95 (dense, BM25, hybrid) on
+200 questions, answer-string recall@5, and the no-op re-ingest time. At the 2,000 tier, the plain
+LangChain tutorial pipeline (RecursiveCharacterTextSplitter 1000/200 + Chroma.similarity_search, same
+embedding model, same articles) is measured beside it. Figures are printed and written to
+docs/benchmarks.md; nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from evals.benchutil import cpu_note, dir_size_mb, latencies_ms, md_table, peak_rss_mb, percentile, write_section
+from evals.realtimeqa import ARTICLES, QUESTIONS, RtqaQuestion, contains_answer, iter_articles, load_questions
+from rag import Chunker, LocalMiniLMEmbeddings, RagService, Settings
+
+TIERS = (500, 2000, 5386)
+BASELINE_TIER = 2000
+K = 5
+METHODS = ("dense", "bm25", "hybrid")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- the questions a tier can answer (the contracts' rule) ---------------------------
+def counted_questions(datasets: Path, questions: list[RtqaQuestion], n_articles: int) -> list[RtqaQuestion]:
+    """Questions with an indexed search-result article that contains the answer."""
+    wanted: dict[str, list[int]] = {}
+    for i, q in enumerate(questions):
+        for aid in q.search_result_ids:
+            wanted.setdefault(aid, []).append(i)
+    ok: set[int] = set()
+    for rec in iter_articles(datasets, n_articles):
+        for i in wanted.get(str(rec["id"]), []):
+            if i not in ok and contains_answer(rec["text"], questions[i].answer):
+                ok.add(i)
+    return [questions[i] for i in sorted(ok)]
+
+
+def recall(retrieve: Any, questions: list[RtqaQuestion]) -> tuple[float, float, float]:
+    """(recall@K, recall@K on one-word answers, mean characters returned per question)."""
+    hits, short_hits, n_short, chars = 0, 0, 0, 0
+    for q in questions:
+        texts = retrieve(q.question)
+        hit = any(contains_answer(t, q.answer) for t in texts)
+        hits += hit
+        chars += sum(len(t) for t in texts)
+        if len(q.answer.split()) == 1:
+            n_short += 1
+            short_hits += hit
+    n = max(len(questions), 1)
+    return hits / n, short_hits / max(n_short, 1), chars / n
+
+
+# -- the raw model on a sample of the same chunks ----------------------------------------
+def chunk_sample(datasets: Path, settings: Settings, start: int, stop: int, size: int, seed: int = 0) -> list[str]:
+    """A uniform (reservoir) sample of the chunks of articles [start, stop), as the app chunks them."""
+    from rag import Article
+
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    rng = random.Random(seed)
+    sample: list[str] = []
+    seen = 0
+    for n, rec in enumerate(iter_articles(datasets, stop)):
+        if n < start:
+            continue
+        art = Article(article_id=str(rec["id"]), text=rec["text"].strip(), title="", title_derived=True)
+        for c in chunker.split(art):
+            seen += 1
+            if len(sample) < size:
+                sample.append(c.text)
+            elif (j := rng.randrange(seen)) < size:
+                sample[j] = c.text
+    return sample
+
+
+def raw_throughput(embedder: LocalMiniLMEmbeddings, texts: list[str]) -> float:
+    embedder.encode(texts[:32])  # warm
+    t = time.perf_counter()
+    embedder.encode(texts)
+    return len(texts) / (time.perf_counter() - t)
+
+
+# -- one tier of our pipeline --------------------------------------------------------------
+def service(settings: Settings, embedder: LocalMiniLMEmbeddings) -> RagService:
+    """A service sharing the bench's one loaded model (one model in memory, as in the app)."""
+    svc = RagService(settings)
+    svc.__dict__["embedder"] = embedder  # fills the cached property
+    return svc
+
+
+def ingest_tier(settings: Settings, path: Path, tier: int, embedder: LocalMiniLMEmbeddings) -> dict[str, Any]:
+    svc = service(settings, embedder)
+    marks: list[float] = []
+    t0 = time.perf_counter()
+
+    def progress(done: int, chunks: int) -> None:
+        marks.append(time.perf_counter())
+        if len(marks) % 20 == 0:
+            el = marks[-1] - t0
+            log(f"   {done}/{tier} articles read, {chunks} chunks in {el:.0f} s ({chunks / el:.1f} chunks/s)")
+
+    report = svc.ingest([path], progress=progress, limit=tier)
+    total = time.perf_counter() - t0
+    bm25_s = time.perf_counter() - marks[-1] if marks and report.changed else 0.0
+    return {
+        "articles_added": report.added,
+        "chunks_added": report.chunks_added,
+        "ingest_s": total,
+        "embed_s": report.embed_seconds,
+        "bm25_rebuild_s": bm25_s,
+        "chunks_per_s": report.chunks_added / total if total else 0.0,
+    }
+
+
+def noop_reingest(settings: Settings, path: Path, tier: int) -> dict[str, Any]:
+    svc = RagService(settings)
+    t0 = time.perf_counter()
+    report = svc.ingest([path], limit=tier)
+    took = time.perf_counter() - t0
+    return {"noop_s": took, "noop_changed": report.changed, "noop_model_loaded": "embedder" in svc.__dict__}
+
+
+def measure_queries(svc: RagService, latency_qs: list[str], counted: list[RtqaQuestion]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in METHODS:
+        lat = latencies_ms(lambda q, m=m: svc.retriever.retrieve(q, K, method=m), latency_qs)  # type: ignore[misc]
+        out[f"{m}_p50_ms"], out[f"{m}_p95_ms"] = percentile(lat, 50), percentile(lat, 95)
+        r, rs, chars = recall(lambda q, m=m: [p.text for p in svc.retriever.retrieve(q, K, method=m)], counted)  # type: ignore[misc]
+        out[f"{m}_recall"], out[f"{m}_recall_short"], out[f"{m}_chars"] = r, rs, chars
+    lat = latencies_ms(lambda q: svc.ask(q, k=K, mode="extractive"), latency_qs[:50])
+    out["ask_p50_ms"], out["ask_p95_ms"] = percentile(lat, 50), percentile(lat, 95)
+    return out
+
+
+# -- the plain LangChain tutorial pipeline ------------------------------------------------
+def langchain_baseline(
+    datasets: Path, directory: Path, n_articles: int, embedder: LocalMiniLMEmbeddings,
+    latency_qs: list[str], counted: list[RtqaQuestion],
+) -> dict[str, Any]:
+    from langchain_chroma import Chroma
+    from langchain_core.documents import Document
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    marker = directory / "ingest.json"
+    store = Chroma(collection_name="plain", embedding_function=embedder, persist_directory=str(directory))
+    built = json.loads(marker.read_text()) if marker.exists() else {"articles": 0, "chunks": 0, "ingest_s": 0.0}
+    if built["articles"] < n_articles:
+        # Grown like ours: only the articles this tier adds are split and embedded.
+        splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200, add_start_index=True)
+        t0 = time.perf_counter()
+        n_chunks = 0
+        batch: list[Document] = []
+        for i, rec in enumerate(iter_articles(datasets, n_articles), 1):
+            if i <= built["articles"]:
+                continue
+            meta = {"article_id": str(rec["id"]), "title": rec.get("title") or ""}
+            batch.extend(splitter.split_documents([Document(page_content=rec["text"], metadata=meta)]))
+            if len(batch) >= 512 or i == n_articles:
+                store.add_documents(batch)
+                n_chunks += len(batch)
+                batch = []
+                log(f"langchain baseline: {i}/{n_articles} articles, {n_chunks} chunks, "
+                    f"{n_chunks / (time.perf_counter() - t0):.1f} chunks/s")
+        if batch:
+            store.add_documents(batch)
+            n_chunks += len(batch)
+        took = time.perf_counter() - t0
+        built = {"articles": n_articles, "chunks": built["chunks"] + n_chunks, "ingest_s": built["ingest_s"] + took,
+                 "tier_chunks": n_chunks, "tier_ingest_s": took}
+        marker.write_text(json.dumps(built))
+    built["chunks_per_s"] = built["chunks"] / built["ingest_s"] if built["ingest_s"] else 0.0
+    lat = latencies_ms(lambda q: store.similarity_search(q, k=K), latency_qs)
+    r, rs, chars = recall(lambda q: [d.page_content for d in store.similarity_search(q, k=K)], counted)
+    return {**built, "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "recall": r, "recall_short": rs,
+            "chars": chars, "disk_mb": dir_size_mb(directory)}
+
+
+# -- report --------------------------------------------------------------------------------
+def render(results: list[dict[str, Any]], baseline: dict[str, Any] | None, settings: Settings) -> str:
+    lines = [
+        "## Scale benchmark (`make bench-scale`)",
+        "",
+        f"One index grown tier by tier over `{ARTICLES}`; chunk size {settings.chunk_size}/{settings.chunk_overlap}; "
+        f"store: {'Chroma server' if settings.chroma_host else 'embedded Chroma'}; {cpu_note()} at the end of the run. "
+        "Latency is warm, per question, over the first 200 questions of "
+        f"`{QUESTIONS}`, and includes embedding the query. Recall@{K} uses the contracts' match rule "
+        "(`evals/realtimeqa.py contains_answer`) on the questions whose answer occurs in an indexed search-result article.",
+        "",
+        md_table(
+            ["articles", "chunks added", "ingest s", "chunks/s", "raw model chunks/s", "ratio", "BM25 rebuild s",
+             "no-op re-ingest s", "no-op / full", "index MiB", "peak RSS MiB"],
+            [[r["tier"], r["chunks_added"], r["ingest_s"], r["chunks_per_s"], r["raw_chunks_per_s"], r["ratio"],
+              r["bm25_rebuild_s"], r["noop_s"], r["noop_share"], r["index_mb"], r["peak_rss_mb"]] for r in results],
+        ),
+        "",
+        md_table(
+            ["articles", "questions", *[f"{m} p50/p95 ms" for m in METHODS], "ask p50/p95 ms",
+             *[f"{m} recall@{K}" for m in METHODS]],
+            [[r["tier"], r["n_counted"], *[f"{r[f'{m}_p50_ms']:.1f} / {r[f'{m}_p95_ms']:.1f}" for m in METHODS],
+              f"{r['ask_p50_ms']:.1f} / {r['ask_p95_ms']:.1f}", *[f"{r[f'{m}_recall']:.3f}" for m in METHODS]]
+             for r in results],
+        ),
+    ]
+    if baseline is not None:
+        ours = next(r for r in results if r["tier"] == baseline["tier"])
+        lines += [
+            "",
+            f"### Against the plain LangChain pipeline at {baseline['tier']:,} articles",
+            "",
+            "Plain: `RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)` + "
+            "`langchain_chroma.Chroma.add_documents` / `similarity_search(k=5)`, same `LocalMiniLMEmbeddings`.",
+            "",
+            md_table(
+                ["pipeline", "chunks", "ingest s", "chunks/s", "p50 ms", "p95 ms", f"recall@{K}",
+                 f"recall@{K} one-word", "chars returned / question", "index MiB"],
+                [
+                    ["this app (hybrid)", ours["chunks_total"], ours["ingest_total_s"], ours["chunks_total"] / ours["ingest_total_s"],
+                     ours["hybrid_p50_ms"], ours["hybrid_p95_ms"], ours["hybrid_recall"], ours["hybrid_recall_short"],
+                     ours["hybrid_chars"], ours["index_mb"]],
+                    ["this app (dense only)", ours["chunks_total"], ours["ingest_total_s"], ours["chunks_total"] / ours["ingest_total_s"],
+                     ours["dense_p50_ms"], ours["dense_p95_ms"], ours["dense_recall"], ours["dense_recall_short"],
+                     ours["dense_chars"], ours["index_mb"]],
+                    ["plain LangChain", baseline["chunks"], baseline["ingest_s"], baseline["chunks_per_s"],
+                     baseline["p50_ms"], baseline["p95_ms"], baseline["recall"], baseline["recall_short"],
+                     baseline["chars"], baseline["disk_mb"]],
+                ],
+            ),
+            "",
+            f"Recall@{K} difference (hybrid - plain): {100 * (ours['hybrid_recall'] - baseline['recall']):+.1f} points "
+            f"on {ours['n_counted']} questions.",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stop-at", type=int, default=TIERS[-1], help="last tier to measure (500, 2000 or 5386)")
+    p.add_argument("--tiers", type=int, nargs="+", default=list(TIERS), help=argparse.SUPPRESS)  # small smoke runs
+    p.add_argument("--data-dir", type=Path, default=Path(".rag/bench-scale"), help="the growing index (reused)")
+    p.add_argument("--fresh", action="store_true", help="delete the index first")
+    p.add_argument("--sample", type=int, default=2000, help="chunks in the raw-model sample")
+    p.add_argument("--questions", type=int, default=200, help="questions for latency")
+    p.add_argument("--baseline-at", type=int, nargs="*", default=[BASELINE_TIER],
+                   help="tiers at which to measure the plain LangChain pipeline (none: skip it)")
+    args = p.parse_args(argv)
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("chromadb", "httpx", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    settings = Settings(data_dir=args.data_dir)  # type: ignore[call-arg]  # the rest from RAG_* / .env
+    datasets = settings.datasets_dir
+    path = datasets / ARTICLES
+    if not path.exists() or not (datasets / QUESTIONS).exists():
+        log(f"skipped: {path} (or {QUESTIONS}) is absent - set RAG_DATASETS_DIR to the shared datasets folder.")
+        return 0
+    if args.fresh:
+        shutil.rmtree(args.data_dir, ignore_errors=True)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    results_path = args.data_dir / "tiers.json"
+    previous = {r["tier"]: r for r in json.loads(results_path.read_text())} if results_path.exists() and not args.fresh else {}
+    questions = load_questions(datasets / QUESTIONS)
+    latency_qs = [q.question for q in questions[: args.questions]]
+    embedder = LocalMiniLMEmbeddings()
+    results: list[dict[str, Any]] = []
+    baseline: dict[str, Any] | None = None
+    prev_tier = 0
+    for tier in [t for t in args.tiers if t <= args.stop_at]:
+        log(f"== tier {tier} articles: ingest")
+        ing = ingest_tier(settings, path, tier, embedder)
+        if ing["chunks_added"] == 0 and tier in previous:
+            log(f"tier {tier} already ingested: reusing its ingest figures from {results_path}")
+            ing = {k: previous[tier][k] for k in ing}
+        log(f"   {ing}")
+        log(f"== tier {tier}: raw model throughput on a {args.sample}-chunk sample")
+        sample = chunk_sample(datasets, settings, prev_tier, tier, args.sample)
+        raw = raw_throughput(embedder, sample)
+        noop = noop_reingest(settings, path, tier)
+        log(f"   raw {raw:.1f} chunks/s; no-op {noop}")
+        svc = service(settings, embedder)
+        counted = counted_questions(datasets, questions, tier)
+        log(f"== tier {tier}: queries ({len(latency_qs)} for latency, {len(counted)} for recall)")
+        q = measure_queries(svc, latency_qs, counted)
+        ingest_total = sum(r["ingest_s"] for r in results) + ing["ingest_s"]
+        row = {
+            "tier": tier, **ing, "raw_chunks_per_s": raw, "ratio": ing["chunks_per_s"] / raw if raw else 0.0, **noop,
+            "ingest_total_s": ingest_total, "noop_share": noop["noop_s"] / ingest_total if ingest_total else 0.0,
+            "chunks_total": svc.store.count(), "index_mb": dir_size_mb(args.data_dir / "chroma") + dir_size_mb(args.data_dir / "bm25"),
+            "n_counted": len(counted), **q, "peak_rss_mb": peak_rss_mb(),
+        }
+        results.append(row)
+        log(json.dumps(row, indent=1))
+        results_path.write_text(json.dumps([*results, *[r for t, r in previous.items() if t > tier]], indent=1))
+        if tier in args.baseline_at:
+            log(f"== tier {tier}: plain LangChain pipeline")
+            baseline = langchain_baseline(datasets, args.data_dir / "langchain-plain", tier, embedder, latency_qs, counted)
+            baseline["peak_rss_mb"] = peak_rss_mb()
+            baseline["tier"] = tier
+            log(json.dumps(baseline, indent=1))
+        write_section("bench-scale", render(results, baseline, settings))
+        prev_tier = tier
+    text = render(results, baseline, settings)
+    print(text)
+    print(f"\npeak RSS of this process: {peak_rss_mb():.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The store and the app end to end, in embedded mode and against a real `chroma run` server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rag import RagIndexError, RagService, Settings
+from conftest import CORPUS, make_settings
+
+CHROMA = Path(sys.executable).with_name("chroma")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_chroma(path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`chroma run` from the installed chromadb on a free port; returns once its heartbeat answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"chroma run exited with {proc.returncode}: {err[-500:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("chroma run did not answer its heartbeat within 60 s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    proc, port = start_chroma(tmp_path_factory.mktemp("chroma-server"))
+    yield port
+    stop(proc)
+
+
+@pytest.fixture(params=["embedded", "server"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def settings_for(mode: str, data_dir: Path, request: pytest.FixtureRequest, **kw: object) -> Settings:
+    if mode == "server":
+        port = request.getfixturevalue("chroma_server")
+        # One server for the session: each test gets its own collections.
+        kw = {"chroma_host": "127.0.0.1", "chroma_port": port, "collection": f"t-{uuid.uuid4().hex[:12]}", **kw}
+    return make_settings(data_dir, **kw)
+
+
+ARTICLES = [
+    {"id": "lighthouse", "title": "Keepers leave the last lighthouse", "published": "2025/03/02",
+     "text": "The last staffed lighthouse on the Vardø coast was automated on Monday. Its two keepers, "
+             "Ingrid Solheim and Per Aas, had tended the lamp for thirty-one years. The coastal authority said "
+             "the automation cost 4.2 million kroner and would cut maintenance visits to four a year."},
+    {"id": "orchard", "title": "Frost spares the pear orchards", "published": "2025/04/11",
+     "text": "Growers in the Hardanger valley said a late frost spared most pear orchards this spring. "
+             "Wind machines ran through the night of April 9, and the cooperative expects a harvest of "
+             "1,800 tonnes, close to last year's record."},
+]
+
+
+def write_jsonl(path: Path, records: list[dict[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_ingest_ask_update_delete(mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    svc = RagService(settings_for(mode, tmp_path / "data", request))
+    src = write_jsonl(tmp_path / "news.jsonl", ARTICLES)
+    first = svc.ingest([CORPUS, src])
+    assert first.added == 3 and first.chunks_added == svc.store.count() > 0
+
+    a = svc.ask("How long had the keepers tended the lighthouse lamp?")
+    assert not a.refused
+    assert any(c.article_id == "lighthouse" for c in a.citations)
+    for c in a.citations:
+        art = svc.get_article(c.article_id)
+        assert art is not None and art.text[c.start : c.end] == c.quote
+
+    # A no-op re-ingest by a fresh instance neither changes anything nor loads the model.
+    again = RagService(svc.settings)
+    noop = again.ingest([CORPUS, src])
+    assert (noop.added, noop.updated, noop.unchanged) == (0, 0, 3)
+    assert "embedder" not in again.__dict__
+
+    # An edited article replaces its chunks: the old wording is gone from both retrievers.
+    changed = [dict(ARTICLES[0], text=ARTICLES[0]["text"].replace("thirty-one", "forty-four")), ARTICLES[1]]
+    upd = again.ingest([CORPUS, write_jsonl(src, changed)])
+    assert upd.updated == 1 and upd.unchanged == 2
+    texts = [p.text for p in again.retriever.retrieve("keepers tended the lamp years", 5, method="bm25")]
+    assert any("forty-four" in t for t in texts) and not any("thirty-one" in t for t in texts)
+    assert again.store.count() == sum(len(again.store.chunks.get(where={"article_id": aid})["ids"])
+                                      for aid in ("lighthouse", "orchard", *_seed_ids(again)))
+
+    assert again.delete_article("orchard") > 0
+    assert again.get_article("orchard") is None
+    assert all(p.article_id != "orchard" for p in again.retriever.retrieve("pear orchards frost harvest", 5))
+
+
+def _seed_ids(svc: RagService) -> list[str]:
+    return [a["article_id"] for a in svc.list_articles() if a["article_id"] not in ("lighthouse", "orchard")]
+
+
+def test_two_app_instances_share_one_server(chroma_server: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    writer = RagService(settings_for("server", tmp_path / "a", request))
+    reader = RagService(settings_for("server", tmp_path / "b", request, collection=writer.settings.collection))
+    writer.ingest([write_jsonl(tmp_path / "one.jsonl", ARTICLES[:1])])
+    assert reader.ask("Who were the lighthouse keepers?").citations[0].article_id == "lighthouse"
+    before = reader.store.revision()
+    assert reader.bm25.is_current()
+
+    writer.ingest([write_jsonl(tmp_path / "two.jsonl", ARTICLES[1:])])
+    # The reader sees the other instance's change: a new revision, so its BM25 cache is stale...
+    assert reader.store.revision() != before
+    assert not reader.bm25.is_current()
+    # ...and the new article is searchable from it.
+    a = reader.ask("What harvest does the pear cooperative expect?")
+    assert any(c.article_id == "orchard" for c in a.citations)
+
+
+def test_server_down_names_host_and_port(tmp_path: Path) -> None:
+    port = free_port()
+    svc = RagService(make_settings(tmp_path / "d", chroma_host="127.0.0.1", chroma_port=port))
+    with pytest.raises(RagIndexError) as err:
+        svc.ask("anything?")
+    assert f"127.0.0.1:{port}" in err.value.user_message
+    assert "chroma run" in err.value.user_message
+
+
+def test_server_that_goes_away_mid_session(tmp_path: Path) -> None:
+    proc, port = start_chroma(tmp_path / "srv")
+    try:
+        svc = RagService(make_settings(tmp_path / "d", chroma_host="127.0.0.1", chroma_port=port))
+        svc.ingest([write_jsonl(tmp_path / "n.jsonl", ARTICLES)])
+        assert not svc.ask("What did the lighthouse automation cost?").refused
+    finally:
+        stop(proc)
+    with pytest.raises(RagIndexError) as err:
+        svc.ask("What did the lighthouse automation cost?")
+    assert f"127.0.0.1:{port}" in err.value.user_message
+
+
+def test_cli_reports_a_down_server_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_CHROMA_HOST="127.0.0.1", RAG_CHROMA_PORT=str(port), RAG_DATA_DIR=str(tmp_path / "d"))
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "anything?"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "Traceback" not in out.stderr
+
+
+# -- a bearer-token auth proxy in front of the server (Chroma 1.x has no built-in auth) -----------
+class _AuthProxy(BaseHTTPRequestHandler):
+    upstream_port = 0
+    token = ""
+    seen: list[str | None] = []  # noqa: RUF012 - per-class record of Authorization headers
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _forward(self) -> None:
+        auth = self.headers.get("Authorization")
+        type(self).seen.append(auth)
+        if auth != f"Bearer {self.token}":
+            body = b'{"error":"Unauthorized"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length) if length else None
+        conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization", "connection")}
+        conn.request(self.command, self.path, body=data, headers=headers)
+        resp = conn.getresponse()
+        payload = resp.read()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        conn.close()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
+
+
+def test_token_is_sent_as_bearer_header(chroma_server: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    handler = type("Proxy", (_AuthProxy,), {"upstream_port": chroma_server, "token": "s3cret-token", "seen": []})
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    port = proxy.server_address[1]
+    try:
+        collection = f"t-{uuid.uuid4().hex[:12]}"
+        ok = RagService(make_settings(tmp_path / "ok", chroma_host="127.0.0.1", chroma_port=port,
+                                      chroma_token="s3cret-token", collection=collection))
+        ok.ingest([write_jsonl(tmp_path / "n.jsonl", ARTICLES)])
+        assert any(c.article_id == "orchard" for c in ok.ask("How many tonnes of pears are expected?").citations)
+        assert handler.seen and all(h == "Bearer s3cret-token" for h in handler.seen)
+
+        for token in (None, "wrong"):
+            bad = RagService(make_settings(tmp_path / f"bad-{token}", chroma_host="127.0.0.1", chroma_port=port,
+                                           chroma_token=token, collection=collection))
+            with pytest.raises(RagIndexError) as err:
+                bad.ask("How many tonnes of pears are expected?")
+            assert f"127.0.0.1:{port}" in err.value.user_message and "RAG_CHROMA_TOKEN" in err.value.user_message
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
