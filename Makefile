@@ -43,5 +43,9 @@ test: install
 bench: install
 	$(PY) -m evals.bench
 
+# STOP_AT=500|2000|5386 stops after that tier (the index under .rag/bench-scale is grown and reused).
+bench-scale: install
+	$(PY) -m evals.bench_scale $(if $(STOP_AT),--stop-at $(STOP_AT))
+
 clean:
 	rm -rf $(VENV) .rag

@@ -198,7 +198,8 @@ def render(results: list[dict[str, Any]], baseline: dict[str, Any] | None, setti
         f"store: {'Chroma server' if settings.chroma_host else 'embedded Chroma'}; {cpu_note()} at the end of the run. "
         "Latency is warm, per question, over the first 200 questions of "
         f"`{QUESTIONS}`, and includes embedding the query. Recall@{K} uses the contracts' match rule "
-        "(`evals/realtimeqa.py contains_answer`) on the questions whose answer occurs in an indexed search-result article.",
+        "(`evals/realtimeqa.py contains_answer`) on the questions whose answer occurs in an indexed "
+        "search-result article.",
         "",
         md_table(
             ["articles", "chunks added", "ingest s", "chunks/s", "raw model chunks/s", "ratio", "BM25 rebuild s",
@@ -228,12 +229,11 @@ def render(results: list[dict[str, Any]], baseline: dict[str, Any] | None, setti
                 ["pipeline", "chunks", "ingest s", "chunks/s", "p50 ms", "p95 ms", f"recall@{K}",
                  f"recall@{K} one-word", "chars returned / question", "index MiB"],
                 [
-                    ["this app (hybrid)", ours["chunks_total"], ours["ingest_total_s"], ours["chunks_total"] / ours["ingest_total_s"],
-                     ours["hybrid_p50_ms"], ours["hybrid_p95_ms"], ours["hybrid_recall"], ours["hybrid_recall_short"],
-                     ours["hybrid_chars"], ours["index_mb"]],
-                    ["this app (dense only)", ours["chunks_total"], ours["ingest_total_s"], ours["chunks_total"] / ours["ingest_total_s"],
-                     ours["dense_p50_ms"], ours["dense_p95_ms"], ours["dense_recall"], ours["dense_recall_short"],
-                     ours["dense_chars"], ours["index_mb"]],
+                    [f"this app ({m})", ours["chunks_total"], ours["ingest_total_s"],
+                     ours["chunks_total"] / ours["ingest_total_s"], ours[f"{m}_p50_ms"], ours[f"{m}_p95_ms"],
+                     ours[f"{m}_recall"], ours[f"{m}_recall_short"], ours[f"{m}_chars"], ours["index_mb"]]
+                    for m in METHODS
+                ] + [
                     ["plain LangChain", baseline["chunks"], baseline["ingest_s"], baseline["chunks_per_s"],
                      baseline["p50_ms"], baseline["p95_ms"], baseline["recall"], baseline["recall_short"],
                      baseline["chars"], baseline["disk_mb"]],
@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.data_dir, ignore_errors=True)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     results_path = args.data_dir / "tiers.json"
-    previous = {r["tier"]: r for r in json.loads(results_path.read_text())} if results_path.exists() and not args.fresh else {}
+    previous: dict[int, dict[str, Any]] = {}
+    if results_path.exists() and not args.fresh:
+        previous = {r["tier"]: r for r in json.loads(results_path.read_text())}
     questions = load_questions(datasets / QUESTIONS)
     latency_qs = [q.question for q in questions[: args.questions]]
     embedder = LocalMiniLMEmbeddings()
@@ -299,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         row = {
             "tier": tier, **ing, "raw_chunks_per_s": raw, "ratio": ing["chunks_per_s"] / raw if raw else 0.0, **noop,
             "ingest_total_s": ingest_total, "noop_share": noop["noop_s"] / ingest_total if ingest_total else 0.0,
-            "chunks_total": svc.store.count(), "index_mb": dir_size_mb(args.data_dir / "chroma") + dir_size_mb(args.data_dir / "bm25"),
+            "chunks_total": svc.store.count(),
+            "index_mb": dir_size_mb(args.data_dir / "chroma") + dir_size_mb(args.data_dir / "bm25"),
             "n_counted": len(counted), **q, "peak_rss_mb": peak_rss_mb(),
         }
         results.append(row)
@@ -307,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         results_path.write_text(json.dumps([*results, *[r for t, r in previous.items() if t > tier]], indent=1))
         if tier in args.baseline_at:
             log(f"== tier {tier}: plain LangChain pipeline")
-            baseline = langchain_baseline(datasets, args.data_dir / "langchain-plain", tier, embedder, latency_qs, counted)
+            baseline = langchain_baseline(
+                datasets, args.data_dir / "langchain-plain", tier, embedder, latency_qs, counted)
             baseline["peak_rss_mb"] = peak_rss_mb()
             baseline["tier"] = tier
             log(json.dumps(baseline, indent=1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -13,6 +14,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DOC = REPO / "docs" / "benchmarks.md"
+HEADER = "# Benchmarks\n\nWritten by `make bench` and `make bench-scale`; figures from the last run on this machine.\n"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -22,7 +24,7 @@ def percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
     cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return cuts[min(max(int(round(q)) - 1, 0), 98)]
+    return cuts[min(max(round(q) - 1, 0), 98)]
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -64,10 +66,8 @@ def dir_size_mb(path: Path) -> float:
     total = 0
     for root, _dirs, files in os.walk(path):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += (Path(root) / f).stat().st_size
-            except OSError:
-                pass
     return total / 2**20
 
 
@@ -83,7 +83,7 @@ def cpu_note() -> str:
 def write_section(name: str, body: str, path: Path = BENCH_DOC) -> None:
     """Replace (or append) the section between <!-- name:start --> and <!-- name:end --> markers."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\nWritten by `make bench` and `make bench-scale`; figures from the last run on this machine.\n"
+    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{body.rstrip()}\n{end}"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)

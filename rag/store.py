@@ -41,6 +41,10 @@ def _is_connection_error(exc: BaseException) -> bool:
     return False
 
 
+def _article_meta(article: Article) -> dict[str, Any]:
+    return {k: v for k, v in asdict(article).items() if k in ARTICLE_FIELDS}
+
+
 def _is_auth_error(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
@@ -172,7 +176,10 @@ class ChromaStore:
             return 1000
 
     def add_articles(
-        self, items: Sequence[tuple[Article, Sequence[Chunk]]], vectors: np.ndarray, sentence_vectors: Sequence[np.ndarray]
+        self,
+        items: Sequence[tuple[Article, Sequence[Chunk]]],
+        vectors: np.ndarray,
+        sentence_vectors: Sequence[np.ndarray],
     ) -> None:
         """Replace the chunks of a batch of articles; their registry records are written last.
 
@@ -182,12 +189,13 @@ class ChromaStore:
         if not items:
             return
         ids = [a.article_id for a, _ in items]
-        self._try(lambda: self.chunks.delete(where={"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}))
+        where = {"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}
+        self._try(lambda: self.chunks.delete(where=where))
         chunk_ids: list[str] = []
         docs: list[str] = []
         metas: list[dict[str, Any]] = []
         for article, chunks in items:
-            base = {k: v for k, v in asdict(article).items() if k in ARTICLE_FIELDS}
+            base = _article_meta(article)
             for c in chunks:
                 chunk_ids.append(c.chunk_id)
                 docs.append(c.text)
@@ -204,10 +212,12 @@ class ChromaStore:
             ids=ids,
             embeddings=[[1.0]] * len(ids),
             documents=[a.text for a, _ in items],
-            metadatas=[{**{k: v for k, v in asdict(a).items() if k in ARTICLE_FIELDS}, "chunks": len(cs)} for a, cs in items],
+            metadatas=[{**_article_meta(a), "chunks": len(cs)} for a, cs in items],
         ))
 
-    def add_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, sentence_vectors: Sequence[np.ndarray]) -> None:
+    def add_article(
+        self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, sentence_vectors: Sequence[np.ndarray]
+    ) -> None:
         """Replace one article's chunks; the article record is written last (a commit marker)."""
         self.add_articles([(article, chunks)], vectors, sentence_vectors)
 

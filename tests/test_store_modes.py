@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import CORPUS, make_settings
 
 from rag import RagIndexError, RagService, Settings
-from conftest import CORPUS, make_settings
 
 CHROMA = Path(sys.executable).with_name("chroma")
 
