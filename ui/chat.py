@@ -137,15 +137,15 @@ def _toolbar(conv: Conversation) -> None:
 def page() -> None:
     st.title("Ask the news")
     conv = conversation()
-    _toolbar(conv)
+    toolbar = st.container()  # filled last, so the exports include an answer given in this run
     if msg := st.session_state.pop("feedback_error", None):
         st.error(msg)
+    svc = get_service()
     try:
-        svc = get_service()
         stats = svc.stats()
-    except Exception as exc:
+    except Exception as exc:  # e.g. an unreachable index: say so; asking will say it again
         show_error(exc)
-        return
+        stats = {"chunks": -1}
     if not stats.get("chunks"):
         st.info(
             f"The index in {md(str(stats.get('index', '')))} is empty: run `rag ingest corpus/` "
@@ -160,3 +160,5 @@ def page() -> None:
         ask(svc, pending[0], pending[1])
     elif typed:
         ask(svc, str(typed), current_mode())
+    with toolbar:
+        _toolbar(conv)
