@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,6 +170,7 @@ def test_article_markup_is_shown_as_text(app: AppTest) -> None:
     assert any("3 billion bulbs" in c.quote for c in answer.citations)
     for m in app.markdown:
         assert "](http" not in m.value, f"a Markdown link would render: {m.value!r}"
+        assert not re.search(r"https?\\?://", m.value), f"GFM would autolink: {m.value!r}"
         assert "<script" not in m.value and "<img" not in m.value
     html = "\n".join(h.value for h in app.html)
     assert "<script" not in html and "<img" not in html and "<b>" not in html

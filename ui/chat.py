@@ -61,7 +61,8 @@ def render_exchange(ex: Exchange, svc: RagService) -> None:
     with st.chat_message("assistant"):
         with st.status(answers.status_label(ex), state="error" if ex.answer is None else "complete"):
             answers.status_body(ex)
-        _body(ex, svc)
+        with st.empty().container():  # the same layout as when it was streamed: widgets keep their state
+            _body(ex, svc)
 
 
 def _body(ex: Exchange, svc: RagService) -> None:
@@ -121,7 +122,7 @@ def ask(svc: RagService, question: str, mode: str) -> None:
 
 
 def _toolbar(conv: Conversation) -> None:
-    cols = st.columns([1, 1, 1, 3])
+    cols = st.columns([1.6, 1.2, 1.2, 3], gap="small")
     cols[0].button("New conversation", on_click=_new_conversation, icon=":material/add_comment:")
     if conv.exchanges:
         cols[1].download_button(

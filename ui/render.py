@@ -9,6 +9,10 @@ import re
 # Markdown, GFM autolinks, Streamlit's directives (:red[...]), emoji codes and LaTeX ($) use
 # turns article text into literal text.
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=^\"'@%])")
+# GFM turns bare URLs, www. names and e-mail addresses into links after parsing, escapes or not:
+# an invisible word joiner inside "http:", "www." and after "@" keeps them text.
+WORD_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|mailto|www|@)([:.]|(?<=@))")
 _MARKER = re.compile(r"\[(\d+)\]")
 
 PASSAGE_STYLE = (
@@ -20,12 +24,13 @@ MARK_STYLE = "background-color: #fff1a8; padding: 0 2px; border-radius: 2px;"
 
 def md(text: str) -> str:
     """Plain text as Markdown that renders exactly as the text (no links, HTML, math or styling)."""
+    text = _AUTOLINK.sub(lambda m: m.group(1) + WORD_JOINER + m.group(2), text)
     return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", "  \n")
 
 
 def unescape_md(text: str) -> str:
     """The inverse of md() (for tests and exports)."""
-    return re.sub(r"\\(.)", r"\1", text.replace("  \n", "\n"))
+    return re.sub(r"\\(.)", r"\1", text.replace("  \n", "\n")).replace(WORD_JOINER, "")
 
 
 def highlighted_html(
