@@ -36,8 +36,17 @@ def test_what_does_russia_want(corpus_service: RagService) -> None:
     assert 1 <= len(a.sentences) <= 4
     assert any(k in a.answer for k in ("strategic goals", "sanctions relief", "Zelensky"))
     d = a.to_dict()
-    assert set(d) >= {"question", "standalone_question", "answer", "refused", "mode", "citations", "sentences",
-                      "contexts", "timings_ms"}
+    assert set(d) >= {
+        "question",
+        "standalone_question",
+        "answer",
+        "refused",
+        "mode",
+        "citations",
+        "sentences",
+        "contexts",
+        "timings_ms",
+    }
     assert d["standalone_question"] == d["question"] == "What does Russia want?"
     assert [c["chunk_id"] for c in d["contexts"]] == [p.chunk_id for p in a.contexts]
 
@@ -70,7 +79,8 @@ def test_followup_uses_the_conversation(corpus_service: RagService) -> None:
 
 
 def test_new_topic_is_not_rewritten(corpus_service: RagService) -> None:
-    history = [Turn("What did ISW say about security guarantees?", "...", "What did ISW say about security guarantees?")]
+    q = "What did ISW say about security guarantees?"
+    history = [Turn(q, "...", q)]
     a = corpus_service.ask("How many European spy agencies spoke to Reuters?", history=history)
     assert a.standalone_question == a.question
     assert "five" in a.answer

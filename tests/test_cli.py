@@ -45,7 +45,8 @@ def test_ask_text_shows_sources(data_dir: Path) -> None:
 
 
 def test_chat_keeps_the_conversation_across_lines(data_dir: Path) -> None:
-    r = rag(data_dir, "chat", "--json", stdin="What did ISW say about security guarantees?\n\nAnd what is Russia's stance on that?\n")
+    stdin = "What did ISW say about security guarantees?\n\nAnd what is Russia's stance on that?\n"
+    r = rag(data_dir, "chat", "--json", stdin=stdin)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(lines) == 2

@@ -48,7 +48,8 @@ def test_changed_article_replaces_its_chunks(service: RagService, corpus_copy: P
 
 
 def test_sync_removes_articles_whose_files_are_gone(service: RagService, corpus_copy: Path) -> None:
-    (corpus_copy / "other.md").write_text("---\ntitle: Grain exports\n---\nUkraine shipped grain from Odesa.\n", "utf-8")
+    other = "---\ntitle: Grain exports\n---\nUkraine shipped grain from Odesa.\n"
+    (corpus_copy / "other.md").write_text(other, "utf-8")
     service.ingest([corpus_copy])
     assert service.store.article_count() == 2
     (corpus_copy / "other.md").unlink()
@@ -112,8 +113,14 @@ def test_formats_and_metadata(service: RagService, tmp_path: Path) -> None:
     with gzip.open(d / "c.jsonl.gz", "wt", encoding="utf-8") as fh:
         fh.write(
             json.dumps(
-                {"id": "g1", "url": "https://www.example.com/x", "title": "Gz record", "authors": ["A B"],
-                 "published": "2025/01/02", "text": "A record read from a gzip file."}
+                {
+                    "id": "g1",
+                    "url": "https://www.example.com/x",
+                    "title": "Gz record",
+                    "authors": ["A B"],
+                    "published": "2025/01/02",
+                    "text": "A record read from a gzip file.",
+                }
             )
             + "\n"
         )
@@ -123,7 +130,11 @@ def test_formats_and_metadata(service: RagService, tmp_path: Path) -> None:
     arts = {a["title"]: a for a in service.list_articles()}
     md = arts["Black Sea grain deal"]
     assert (md["author"], md["source"], md["published"], md["title_derived"]) == (
-        "Jane Roe", "Example Wire", "2025-03-01", False)
+        "Jane Roe",
+        "Example Wire",
+        "2025-03-01",
+        False,
+    )
     assert "Drone strikes hit Kharkiv" in arts
     html_art = service.get_article(arts["Drone strikes hit Kharkiv"]["article_id"])
     assert html_art is not None and "power stations" in html_art.text and "Home | World" not in html_art.text
