@@ -36,7 +36,10 @@ class IngestReport:
     def to_dict(self) -> dict[str, object]:
         return {
             "articles": {
-                "added": self.added, "updated": self.updated, "unchanged": self.unchanged, "removed": self.removed,
+                "added": self.added,
+                "updated": self.updated,
+                "unchanged": self.unchanged,
+                "removed": self.removed,
             },
             "chunks": {"added": self.chunks_added, "removed": self.chunks_removed},
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],

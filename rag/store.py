@@ -122,9 +122,7 @@ class ChromaStore:
             else:
                 existing = {c if isinstance(c, str) else c.name for c in self._client.list_collections()}
                 if chunks_name not in existing or articles_name not in existing:
-                    raise RagIndexError(
-                        f"No index in {self.settings.index_location} - run `rag ingest corpus/` first."
-                    )
+                    raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
                 self._chunks = self._client.get_collection(chunks_name, embedding_function=None)
                 self._articles = self._client.get_collection(articles_name, embedding_function=None)
         except RagIndexError:
@@ -152,11 +150,14 @@ class ChromaStore:
         return self._articles
 
     def exists(self) -> bool:
-        try:
-            self.open(create=False)
+        """Whether the index has been created (a mismatched or broken one still raises on open)."""
+        if self._chunks is not None:
             return True
-        except RagIndexError:
-            return False
+        try:
+            existing = {c if isinstance(c, str) else c.name for c in self._client.list_collections()}
+        except Exception as exc:
+            raise self._open_error(exc) from exc
+        return all(n in existing for n in self._names())
 
     # -- revision: bumped on every change so BM25 caches know they are stale --
     def revision(self) -> str:
