@@ -50,7 +50,15 @@ class RagService:
         answerers: dict[str, Answerer] = {
             "extractive": ExtractiveAnswerer(self.settings.max_answer_sentences, self.calibration)
         }
-        return RagChain(self.retriever, self.bm25.idf, self.calibration, answerers)
+        chain = RagChain(self.retriever, self.bm25.idf, self.calibration, answerers)
+        if self.settings.llm_configured:
+            from rag.llm import LLMAnswerer, LLMCondenser, build_chat_model
+            from rag.verify import InterimJudge
+
+            model = build_chat_model(self.settings)
+            chain.answerers["llm"] = LLMAnswerer(model, self.settings, InterimJudge(self.embedder))
+            chain.condensers["llm"] = LLMCondenser(model, self.settings)
+        return chain
 
     # -- ingest --------------------------------------------------------------------
     def ingest(
