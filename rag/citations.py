@@ -137,6 +137,8 @@ def split_cited(raw: str, n_passages: int) -> list[DraftSentence]:
         length += len(head)
         anchors.append((length, m.numbers))
         pos = m.end
+        if head.rstrip()[-1:] in (".", "!", "?") and raw[pos : pos + 1] == ".":  # "end. [1]." -> "end."
+            pos += 1
     clean.append(raw[pos:])
     text = "".join(clean)
     spans = split_sentences(text)

@@ -23,8 +23,10 @@ from rag.types import Answer, Article, Turn
 class RagService:
     """Thread-safe to share between sessions: conversation history is passed in per call."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, chat_model: Any = None) -> None:
+        """chat_model: a LangChain chat model to use instead of the configured endpoint (tests, embedding apps)."""
         self.settings = settings
+        self._chat_model = chat_model
         self._lock = threading.Lock()
         self.calibration = Calibration.load()
 
@@ -51,11 +53,11 @@ class RagService:
             "extractive": ExtractiveAnswerer(self.settings.max_answer_sentences, self.calibration)
         }
         chain = RagChain(self.retriever, self.bm25.idf, self.calibration, answerers)
-        if self.settings.llm_configured:
+        if self.settings.llm_configured or self._chat_model is not None:
             from rag.llm import LLMAnswerer, LLMCondenser, build_chat_model
             from rag.verify import InterimJudge
 
-            model = build_chat_model(self.settings)
+            model = self._chat_model or build_chat_model(self.settings)
             chain.answerers["llm"] = LLMAnswerer(model, self.settings, InterimJudge(self.embedder))
             chain.condensers["llm"] = LLMCondenser(model, self.settings)
         return chain
