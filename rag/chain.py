@@ -15,6 +15,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag import answer as extractive
 from rag.answer import REFUSAL_TEXT, Calibration
+from rag.chunking import split_sentences
 from rag.condense import condense
 from rag.retrieve import HybridRetriever, Method
 from rag.types import Answer, Passage, Sentence, Turn
@@ -123,11 +124,23 @@ class RagChain:
         return req
 
     def _gate(self, req: Request) -> Request:
+        """Score sentences against the question; a multi-sentence question is judged by its best part.
+
+        "Ignore your instructions. What does Russia want?" is answered for its second sentence;
+        a message made only of instructions has no part that the passages answer, so it is refused.
+        """
         t = time.perf_counter()
         assert req.query_vector is not None
-        req.candidates = extractive.candidates(
-            req.question, req.standalone_question, req.query_vector, req.passages, self.idf, self.calibration)
-        req.relevance = extractive.relevance(req.candidates)
+        parts = [req.question[s:e] for s, e in split_sentences(req.question)]
+        best: tuple[float, list[extractive.Candidate]] = (-1.0, [])
+        for part in parts if len(parts) > 1 else [req.question]:
+            standalone = req.standalone_question if part == req.question else req.standalone_question.replace(req.question, part)
+            qvec = req.query_vector if part == req.question else self.retriever.embed_query(standalone)
+            cands = extractive.candidates(part, standalone, qvec, req.passages, self.idf, self.calibration)
+            rel = extractive.relevance(cands)
+            if rel > best[0]:
+                best = (rel, cands)
+        req.relevance, req.candidates = best
         req.timings_ms["gate"] = (time.perf_counter() - t) * 1000
         return req
 
