@@ -54,7 +54,7 @@ llm-deps: $(LLM_STAMP)
 
 llm-server: llm-deps
 	$(PY) -m llama_cpp.server --model "$$($(PY) -c 'from rag.llm import local_gguf_path; print(local_gguf_path())')" \
-	  --host 127.0.0.1 --port $(LLM_PORT)
+	  --model_alias smollm2-135m --n_ctx 4096 --host 127.0.0.1 --port $(LLM_PORT)
 
 bench: install
 	$(PY) -m evals.bench

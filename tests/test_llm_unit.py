@@ -24,7 +24,7 @@ from rag.llm import LLMAnswerer, build_chat_model, call_with_retries, translate_
 from rag.verify import InterimJudge
 from tests.conftest import CORPUS, make_settings
 
-httpx = getattr(openai_exceptions, "httpx2", None) or openai_exceptions.httpx  # the module the SDK uses
+httpx: Any = getattr(openai_exceptions, "httpx2", None) or getattr(openai_exceptions, "httpx")  # noqa: B009 - the SDK's own
 FAKE_KEY = "sk-test-DO-NOT-LEAK-0123456789abcdef"
 PASSAGE = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", re.S | re.M)
 
@@ -260,9 +260,13 @@ def test_retryable_errors_are_retried_with_bounded_backoff(tmp_path: Path) -> No
     assert len(calls) == 4 and sleeps == [0.5, 1.0, 2.0]
 
     calls.clear()
+
+    def unauthorised() -> str:
+        calls.append(1)
+        raise status_error(openai.AuthenticationError, 401)
+
     with pytest.raises(ModelError, match="unauthorised"):
-        call_with_retries(lambda: (calls.append(1), (_ for _ in ()).throw(
-            status_error(openai.AuthenticationError, 401)))[1], settings, sleep=sleeps.append)
+        call_with_retries(unauthorised, settings, sleep=sleeps.append)
     assert len(calls) == 1
 
 
