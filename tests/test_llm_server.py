@@ -89,7 +89,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def svc(server: Server, tmp_path_factory: pytest.TempPathFactory) -> RagService:
     settings = make_settings(tmp_path_factory.mktemp("llm-index"), llm_base_url=server.base_url,
-                             openai_api_key="anything", llm_model=MODEL, llm_timeout=120, llm_max_retries=1)
+                             openai_api_key="anything", llm_model=MODEL, llm_timeout=300, llm_max_retries=1, top_k=3)
     service = RagService(settings)
     service.ingest([CORPUS])
     return service
@@ -157,7 +157,7 @@ def test_followup_rewritten_with_context(svc: RagService, server: Server) -> Non
 def test_stopped_server_gives_a_clear_error(tmp_path: Path) -> None:
     server = start_server(tmp_path / "server.log")
     settings = make_settings(tmp_path / "data", llm_base_url=server.base_url, openai_api_key="anything",
-                             llm_model=MODEL, llm_timeout=60, llm_max_retries=1)
+                             llm_model=MODEL, llm_timeout=300, llm_max_retries=1, top_k=3)
     service = RagService(settings)
     service.ingest([CORPUS])
     try:

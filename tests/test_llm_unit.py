@@ -92,6 +92,11 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
+@pytest.fixture(scope="module")
+def judge(index_dir: Path) -> InterimJudge:
+    return InterimJudge(RagService(make_settings(index_dir)).embedder)
+
+
 def llm_service(index_dir: Path, model: BaseChatModel, **kw: Any) -> RagService:
     return RagService(make_settings(index_dir, llm_base_url="http://127.0.0.1:9/v1", **kw), chat_model=model)
 
@@ -276,22 +281,20 @@ def _request(index_dir: Path, question: str) -> Request:
     return Request(question=question, standalone_question=question, passages=passages, mode="llm")
 
 
-def test_answerer_retries_then_answers(index_dir: Path, tmp_path: Path) -> None:
+def test_answerer_retries_then_answers(index_dir: Path, judge: InterimJudge, tmp_path: Path) -> None:
     fake = ScriptedChatModel(script=lambda p: first_sentence(passages_in(p)[1]) + " [1]",
                              errors=[status_error(openai.RateLimitError, 429), connection_error()])
     sleeps: list[float] = []
-    answerer = LLMAnswerer(fake, _settings(tmp_path), InterimJudge(RagService(make_settings(index_dir)).embedder),
-                           sleep=sleeps.append)
+    answerer = LLMAnswerer(fake, _settings(tmp_path), judge, sleep=sleeps.append)
     out = list(answerer.stream(_request(index_dir, "Where did the latest negotiations take place?")))
     assert fake.calls == 3 and sleeps == [0.5, 1.0]
     assert out[-1].citations and out[-1].sentences[0].supported  # type: ignore[union-attr]
 
 
-def test_failure_mid_stream_is_not_retried(index_dir: Path, tmp_path: Path) -> None:
+def test_failure_mid_stream_is_not_retried(index_dir: Path, judge: InterimJudge, tmp_path: Path) -> None:
     fake = ScriptedChatModel(script=lambda p: "Some long answer that breaks off half way [1].",
                              errors=[connection_error()], fail_after=2)
-    answerer = LLMAnswerer(fake, _settings(tmp_path), InterimJudge(RagService(make_settings(index_dir)).embedder),
-                           sleep=lambda s: None)
+    answerer = LLMAnswerer(fake, _settings(tmp_path), judge, sleep=lambda s: None)
     with pytest.raises(ModelError, match="Cannot reach"):
         list(answerer.stream(_request(index_dir, "Where did the latest negotiations take place?")))
     assert fake.calls == 1
