@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.answer import Calibration
 from rag.chain import Answerer, ExtractiveAnswerer, RagChain, Request
@@ -19,11 +19,14 @@ from rag.retrieve import BM25Index, HybridRetriever, Method
 from rag.store import ChromaStore
 from rag.types import Answer, Article, Turn
 
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
 
 class RagService:
     """Thread-safe to share between sessions: conversation history is passed in per call."""
 
-    def __init__(self, settings: Settings, chat_model: Any = None) -> None:
+    def __init__(self, settings: Settings, chat_model: BaseChatModel | None = None) -> None:
         """chat_model: a LangChain chat model to use instead of the configured endpoint (tests, embedding apps)."""
         self.settings = settings
         self._chat_model = chat_model
