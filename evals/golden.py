@@ -44,7 +44,11 @@ def load_golden(path: Path = GOLDEN_PATH) -> list[GoldenItem]:
                 evidence=d.get("evidence", ""),
                 refuse=bool(d.get("refuse", d["kind"] == "unanswerable")),
                 split=d.get("split", "dev"),
-                extra={k: v for k, v in d.items() if k not in {"id", "kind", "turns", "question", "key_facts", "evidence", "refuse", "split"}},
+                extra={
+                    k: v
+                    for k, v in d.items()
+                    if k not in {"id", "kind", "turns", "question", "key_facts", "evidence", "refuse", "split"}
+                },
             )
         )
         if not items[-1].turns[-1].strip():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rag.config import Settings, get_settings
 from rag.errors import AnswerFormatError, ConfigError, CorpusError, ModelError, QuestionError, RagError, RagIndexError
+from rag.feedback import read_feedback, record_feedback
 from rag.indexer import IngestReport, count_articles
 from rag.service import RagService
 from rag.types import Answer, Article, Citation, Passage, Sentence, Turn
@@ -27,4 +28,6 @@ __all__ = [
     "Turn",
     "count_articles",
     "get_settings",
+    "read_feedback",
+    "record_feedback",
 ]

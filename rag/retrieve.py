@@ -196,7 +196,11 @@ class HybridRetriever:
             best, best_val = None, -math.inf
             for p in rest:
                 v = vectors.get(p.chunk_id)
-                sim = max((float(v @ vectors[c.chunk_id]) for c in chosen if c.chunk_id in vectors), default=0.0) if v is not None else 0.0
+                sim = (
+                    max((float(v @ vectors[c.chunk_id]) for c in chosen if c.chunk_id in vectors), default=0.0)
+                    if v is not None
+                    else 0.0
+                )
                 if sim >= self.duplicate_cosine:
                     continue
                 val = self.mmr_lambda * (p.score - lo) / span - (1 - self.mmr_lambda) * sim
