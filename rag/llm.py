@@ -147,6 +147,11 @@ def backoff_delays(retries: int) -> list[float]:
     return [min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**i) for i in range(max(0, retries))]
 
 
+def _log_retry(err: ModelError, attempt: int, delays: list[float]) -> None:
+    what = err.user_message.split(" - ")[0]  # the message holds no key: see translate_error
+    log.warning("%s; retry %d of %d in %.1f s", what, attempt + 1, len(delays), delays[attempt])
+
+
 def call_with_retries(fn: Callable[[], T], settings: Settings, sleep: Callable[[float], None] = time.sleep) -> T:
     """fn(), retried with exponential backoff while the error is retryable; ModelError at the end."""
     delays = backoff_delays(settings.llm_max_retries)
@@ -159,7 +164,7 @@ def call_with_retries(fn: Callable[[], T], settings: Settings, sleep: Callable[[
                 raise
             if not err.is_retryable or attempt == len(delays):
                 raise err from exc
-            log.warning("%s Retrying in %.1f s.", err.user_message, delays[attempt])
+            _log_retry(err, attempt, delays)
             sleep(delays[attempt])
     raise AssertionError("unreachable")
 
@@ -226,7 +231,7 @@ class LLMAnswerer:
                     raise
                 if started or not err.is_retryable or attempt >= len(delays):
                     raise err from exc
-                log.warning("%s Retrying in %.1f s.", err.user_message, delays[attempt])
+                _log_retry(err, attempt, delays)
                 self.sleep(delays[attempt])
                 attempt += 1
 
