@@ -181,6 +181,32 @@ def test_article_markup_is_shown_as_text(app: AppTest) -> None:
     assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in whole and "<script" not in whole
 
 
+def _render_llm_answer() -> None:
+    import streamlit as st
+
+    from ui.answers import answer_text
+
+    answer_text(st.session_state["answer"], lambda: 1)
+
+
+def test_unsupported_sentences_carry_a_visible_warning() -> None:
+    from rag import Answer, Sentence
+
+    at = AppTest.from_function(_render_llm_answer)
+    at.session_state["answer"] = Answer(
+        question="q", standalone_question="q", answer="Russia wants relief [1]. It plans a moon base [1].",
+        refused=False, mode="llm",
+        sentences=[
+            Sentence("Russia wants relief [1].", [1]),
+            Sentence("It plans a moon base [1].", [1], supported=False),
+        ],
+    )
+    at.run()
+    body = unescape_md(at.markdown[0].value)
+    assert body == "Russia wants relief [1]. ⚠️ It plans a moon base [1]."
+    assert "may not support" in at.caption[0].value
+
+
 def test_missing_index_shows_the_actionable_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _env(monkeypatch, tmp_path / "empty")
     at = AppTest.from_file(APP, default_timeout=90)

@@ -114,7 +114,7 @@ def _failures(items: list[dict[str, Any]]) -> None:
     for it in failing:
         if str(it.get("split", "")) not in chosen:
             continue
-        label = f"{it.get('id', '?')} · {it.get('kind', '')} · {it.get('split', '')}"
+        label = md(f"{it.get('id', '?')} · {it.get('kind', '')} · {it.get('split', '')}")
         with st.expander(label):
             st.caption("Question")
             st.text(str(it.get("question", "")))
