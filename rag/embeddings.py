@@ -49,7 +49,7 @@ class LocalMiniLMEmbeddings(Embeddings):
     model_name = MODEL_NAME
     dimension = DIMENSION
 
-    def __init__(self, batch_size: int = 32, threads: int = 0) -> None:
+    def __init__(self, batch_size: int = 8, threads: int = 0) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
