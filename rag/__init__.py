@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from rag.answer import Calibration
 from rag.config import Settings, get_settings
 from rag.errors import AnswerFormatError, ConfigError, CorpusError, ModelError, QuestionError, RagError, RagIndexError
 from rag.indexer import IngestReport, count_articles
+from rag.judge import FEATURES as JUDGE_FEATURES
+from rag.judge import JudgeParams, SupportJudge
 from rag.service import RagService
 from rag.types import Answer, Article, Citation, Passage, Sentence, Turn
 
 __all__ = [
+    "JUDGE_FEATURES",
     "Answer",
     "AnswerFormatError",
     "Article",
+    "Calibration",
     "Citation",
     "ConfigError",
     "CorpusError",
     "IngestReport",
+    "JudgeParams",
     "ModelError",
     "Passage",
     "QuestionError",
@@ -24,6 +30,7 @@ __all__ = [
     "RagService",
     "Sentence",
     "Settings",
+    "SupportJudge",
     "Turn",
     "count_articles",
     "get_settings",
