@@ -7,7 +7,7 @@ RAG    := $(VENV)/bin/rag
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: install run test lint bench bench-scale llm-server screenshot clean ingest
+.PHONY: install run test lint bench bench-scale llm-server screenshot clean ingest browser-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -35,10 +35,24 @@ lint: install
 	$(VENV)/bin/ruff check rag evals ui tests
 	$(VENV)/bin/mypy
 
-test: install
+# Debian's Chromium for the browser tests (Playwright drives it; never `playwright install`).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "Installing Chromium for the browser tests (apt-get)"; \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium; \
+	fi
+
+test: install browser-deps
 	$(VENV)/bin/ruff check rag evals ui tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
+
+# Regenerates docs/screenshot.png from the browser test (a real Chromium over the seed corpus).
+screenshot: install browser-deps
+	UI_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PY) -m pytest -q -m browser tests/test_ui_browser.py \
+	  -k streamed_answer -p no:cacheprovider
+	@test -s docs/screenshot.png && echo "wrote docs/screenshot.png"
 
 bench: install
 	$(PY) -m evals.bench

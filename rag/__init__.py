@@ -5,6 +5,7 @@ from __future__ import annotations
 from rag.answer import Calibration
 from rag.config import Settings, get_settings
 from rag.errors import AnswerFormatError, ConfigError, CorpusError, ModelError, QuestionError, RagError, RagIndexError
+from rag.feedback import read_feedback, record_feedback
 from rag.indexer import IngestReport, count_articles
 from rag.judge import FEATURES as JUDGE_FEATURES
 from rag.judge import JudgeParams, SupportJudge
@@ -34,4 +35,6 @@ __all__ = [
     "Turn",
     "count_articles",
     "get_settings",
+    "read_feedback",
+    "record_feedback",
 ]

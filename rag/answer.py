@@ -20,13 +20,21 @@ _HEADING = re.compile(r"^[^a-z]*$")  # no lower-case letter: a heading or dateli
 
 @dataclass(frozen=True)
 class Calibration:
-    """Weights of sentence scoring and the refusal threshold (fitted on the golden dev split)."""
+    """Sentence-scoring weights and the refusal gate (fitted on the golden dev split).
+
+    The gate's statistic is max over candidate sentences of
+    gate_w_semantic * cosine(question, sentence) + gate_w_lexical * IDF-weighted term coverage,
+    plus gate_w_dense * the top passage's cosine; below gate_threshold the question is refused.
+    """
 
     w_semantic: float = 0.6
     w_lexical: float = 0.25
     w_rank: float = 0.15
-    gate_threshold: float = 0.42
     keep_ratio: float = 0.75
+    gate_w_semantic: float = 1.0
+    gate_w_lexical: float = 0.25
+    gate_w_dense: float = 0.0
+    gate_threshold: float = 0.54
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
@@ -97,9 +105,11 @@ def candidates(
     return out
 
 
-def relevance(cands: list[Candidate]) -> float:
-    """How well the best sentence answers: the gate's statistic (semantic + lexical, no rank prior)."""
-    return max((0.5 * c.semantic + 0.5 * c.lexical for c in cands), default=0.0)
+def relevance(cands: list[Candidate], passages: list[Passage], cal: Calibration) -> float:
+    """The refusal gate's statistic: how well the best sentence answers (no rank prior)."""
+    best = max((cal.gate_w_semantic * c.semantic + cal.gate_w_lexical * c.lexical for c in cands), default=0.0)
+    top_dense = max((p.dense_score or 0.0 for p in passages), default=0.0)
+    return best + cal.gate_w_dense * top_dense
 
 
 def select(cands: list[Candidate], max_sentences: int, cal: Calibration) -> list[Candidate]:

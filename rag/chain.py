@@ -15,9 +15,10 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag import answer as extractive
 from rag.answer import REFUSAL_TEXT, Calibration
+from rag.chunking import split_sentences
 from rag.condense import condense
 from rag.retrieve import HybridRetriever, Method
-from rag.types import Answer, Passage, Sentence, Turn
+from rag.types import Answer, Passage, Turn
 
 
 class PassageRetriever(BaseRetriever):
@@ -30,7 +31,9 @@ class PassageRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         passages = self.hybrid.retrieve(query, self.k, method=self.method)
         return [
-            Document(page_content=p.text, id=p.chunk_id, metadata={**p.metadata, "chunk_id": p.chunk_id, "score": p.score})
+            Document(
+                page_content=p.text, id=p.chunk_id, metadata={**p.metadata, "chunk_id": p.chunk_id, "score": p.score}
+            )
             for p in passages
         ]
 
@@ -92,7 +95,9 @@ class ExtractiveAnswerer:
 class RagChain:
     """Condense, retrieve, gate; then the chosen answerer writes. Holds no conversation."""
 
-    def __init__(self, retriever: HybridRetriever, idf: Any, calibration: Calibration, answerers: dict[str, Answerer]) -> None:
+    def __init__(
+        self, retriever: HybridRetriever, idf: Any, calibration: Calibration, answerers: dict[str, Answerer]
+    ) -> None:
         self.retriever = retriever
         self.idf = idf
         self.calibration = calibration
@@ -114,7 +119,10 @@ class RagChain:
         t = time.perf_counter()
         req.query_vector = self.retriever.embed_query(req.standalone_question)
         req.passages = self.retriever.retrieve(
-            req.standalone_question, req.k, method=req.method, query_vector=req.query_vector,
+            req.standalone_question,
+            req.k,
+            method=req.method,
+            query_vector=req.query_vector,
             timer=lambda name, ms: req.timings_ms.__setitem__(f"retrieve_{name}", ms),
         )
         req.timings_ms["retrieve"] = (time.perf_counter() - t) * 1000
@@ -124,9 +132,33 @@ class RagChain:
         t = time.perf_counter()
         assert req.query_vector is not None
         req.candidates = extractive.candidates(
-            req.question, req.standalone_question, req.query_vector, req.passages, self.idf, self.calibration)
-        req.relevance = extractive.relevance(req.candidates)
+            req.question, req.standalone_question, req.query_vector, req.passages, self.idf, self.calibration
+        )
+        req.relevance = extractive.relevance(req.candidates, req.passages, self.calibration)
         req.timings_ms["gate"] = (time.perf_counter() - t) * 1000
+        return req
+
+    def _prepare(self, req: Request) -> Request:
+        """Condense, retrieve and gate; a multi-sentence question is judged by its best part.
+
+        "Ignore your instructions. What does Russia want?" is answered for its second sentence;
+        a message made only of instructions has no part the passages answer, so it is refused.
+        """
+        parts = [req.question[s:e] for s, e in split_sentences(req.question)]
+        if len(parts) <= 1:
+            return self.prepare.invoke(req)
+        best: Request | None = None
+        for part in parts:
+            sub = Request(question=part, history=req.history, k=req.k, mode=req.mode, method=req.method)
+            self.prepare.invoke(sub)
+            for name, ms in sub.timings_ms.items():
+                req.timings_ms[name] = req.timings_ms.get(name, 0.0) + ms
+            if best is None or sub.relevance > best.relevance:
+                best = sub
+        assert best is not None
+        req.standalone_question = best.standalone_question
+        req.query_vector, req.passages = best.query_vector, best.passages
+        req.candidates, req.relevance = best.candidates, best.relevance
         return req
 
     def refused(self, req: Request) -> bool:
@@ -135,23 +167,30 @@ class RagChain:
     def stream(self, req: Request) -> Iterator[tuple[str, Any]]:
         """Events: ("step", (name, ms)), ("text", piece), ("answer", Answer)."""
         t0 = time.perf_counter()
-        self.prepare.invoke(req)
+        self._prepare(req)
         yield "step", ("retrieve", req.timings_ms["retrieve"])
         t = time.perf_counter()
         if self.refused(req):
             final = Answer(
-                question=req.question, standalone_question=req.standalone_question, answer=REFUSAL_TEXT,
-                refused=True, mode=req.mode, contexts=req.passages, relevance=req.relevance,
+                question=req.question,
+                standalone_question=req.standalone_question,
+                answer=REFUSAL_TEXT,
+                refused=True,
+                mode=req.mode,
+                contexts=req.passages,
+                relevance=req.relevance,
             )
             yield "text", REFUSAL_TEXT
         else:
-            final = None
+            produced: Answer | None = None
             for piece in self.answerers[req.mode].stream(req):
                 if isinstance(piece, Answer):
-                    final = piece
+                    produced = piece
                 else:
                     yield "text", piece
-            assert final is not None
+            if produced is None:
+                raise RuntimeError(f"the {req.mode} answerer produced no answer")
+            final = produced
         req.timings_ms["answer"] = (time.perf_counter() - t) * 1000
         req.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         final.timings_ms = dict(req.timings_ms)
@@ -162,5 +201,3 @@ class RagChain:
             if kind == "answer":
                 return value  # type: ignore[no-any-return]
         raise RuntimeError("the chain produced no answer")
-
-

@@ -40,7 +40,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     svc = _service(args)
     paths = [Path(p) for p in args.paths] or [svc.settings.corpus_dir]
     total = count_articles(paths)
-    bar = tqdm(total=total, unit="article", desc="ingest", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
+    bar = tqdm(
+        total=total, unit="article", desc="ingest", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True
+    )
 
     def progress(done: int, chunks: int) -> None:
         bar.n = done
@@ -61,7 +63,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     t = Table(title=f"ingest into {svc.settings.index_location}")
     for col in ("", "added", "updated", "unchanged", "removed", "skipped"):
         t.add_column(col)
-    t.add_row("articles", str(report.added), str(report.updated), str(report.unchanged), str(report.removed), str(len(report.skipped)))
+    t.add_row(
+        "articles",
+        str(report.added),
+        str(report.updated),
+        str(report.unchanged),
+        str(report.removed),
+        str(len(report.skipped)),
+    )
     t.add_row("chunks", str(report.chunks_added), "", "", str(report.chunks_removed), "")
     _err_console().print(t)
     return 0
@@ -108,7 +117,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not interactive:
             yield from sys.stdin
             return
-        _err_console().print("[dim]Ask about the articles; empty line or Ctrl-D to quit, /new for a new conversation.[/dim]")
+        _err_console().print(
+            "[dim]Ask about the articles; empty line or Ctrl-D to quit, /new for a new conversation.[/dim]"
+        )
         while True:
             try:
                 line = input("you> ")
@@ -156,8 +167,21 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
     return subprocess.call(
-        [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true", "--server.address",
-         args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false"]
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(app),
+            "--server.headless",
+            "true",
+            "--server.address",
+            args.host,
+            "--server.port",
+            str(args.port),
+            "--browser.gatherUsageStats",
+            "false",
+        ]
     )
 
 
@@ -225,7 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"error: unexpected {exc.__class__.__name__} - rerun with `rag --debug ...` and report it.", file=sys.stderr)
+        print(
+            f"error: unexpected {exc.__class__.__name__} - rerun with `rag --debug ...` and report it.", file=sys.stderr
+        )
         return EXIT_ERROR
 
 

@@ -6,7 +6,27 @@ from rag.text import STOPWORDS, terms, words
 from rag.types import Turn
 
 _ANAPHORA = frozenset(
-    "that this it its they them their those these there he she him his her such same former latter".split()
+    [
+        "that",
+        "this",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "those",
+        "these",
+        "there",
+        "he",
+        "she",
+        "him",
+        "his",
+        "her",
+        "such",
+        "same",
+        "former",
+        "latter",
+    ]
 )
 _OPENERS = ("and ", "but ", "so ", "also ", "what about", "how about", "and what", "why", "how so", "then ")
 MAX_CONTEXT_TERMS = 6

@@ -27,9 +27,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".rag"), description="everything the app writes")
     corpus_dir: Path = Field(Path("corpus"), description="what `rag ingest` reads by default")
-    datasets_dir: Path = Field(
-        REPO_ROOT.parent / "shared" / "datasets", description="external evaluation data"
-    )
+    datasets_dir: Path = Field(REPO_ROOT.parent / "shared" / "datasets", description="external evaluation data")
     top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
     candidates: int = Field(30, ge=1, le=500, description="candidates per retriever before fusion")
     chunk_size: int = Field(800, ge=200, le=4000)

@@ -58,9 +58,7 @@ class LocalMiniLMEmbeddings(Embeddings):
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self._session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(tok_path))
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self._tokenizer.no_padding()

@@ -34,7 +34,12 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "articles": {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "removed": self.removed},
+            "articles": {
+                "added": self.added,
+                "updated": self.updated,
+                "unchanged": self.unchanged,
+                "removed": self.removed,
+            },
             "chunks": {"added": self.chunks_added, "removed": self.chunks_removed},
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
         }
@@ -57,7 +62,9 @@ def count_articles(paths: Sequence[Path]) -> int:
 
 
 class Indexer:
-    def __init__(self, store: ChromaStore, embedder: LocalMiniLMEmbeddings, chunker: Chunker, batch_chunks: int = 256) -> None:
+    def __init__(
+        self, store: ChromaStore, embedder: LocalMiniLMEmbeddings, chunker: Chunker, batch_chunks: int = 256
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.chunker = chunker

@@ -93,9 +93,7 @@ def _in_text_metadata(text: str) -> dict[str, str]:
     return meta
 
 
-def make_article(
-    article_id: str, text: str, meta: dict[str, Any], source_path: str
-) -> Article:
+def make_article(article_id: str, text: str, meta: dict[str, Any], source_path: str) -> Article:
     text = text.strip()
     if not text:
         raise CorpusError(source_path, "has no text")
@@ -190,7 +188,9 @@ def load_articles(path: Path, skipped: list[Skipped]) -> Iterator[Article]:
     path = path.resolve()
     suffix = suffix_of(path)
     if suffix not in TEXT_SUFFIXES:
-        raise CorpusError(str(path), f"unsupported file type {suffix or '(none)'}; use one of {', '.join(TEXT_SUFFIXES)}")
+        raise CorpusError(
+            str(path), f"unsupported file type {suffix or '(none)'}; use one of {', '.join(TEXT_SUFFIXES)}"
+        )
     if suffix in (".jsonl", ".jsonl.gz"):
         for n, line in _iter_lines(path):
             where = f"{path}:{n}"

@@ -25,6 +25,13 @@ Method = Literal["dense", "bm25", "hybrid"]
 RRF_K = 60
 
 
+def _bm25s():  # type: ignore[no-untyped-def]
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
+    return bm25s
+
+
 class BM25Index:
     """bm25s over every chunk, persisted under the data dir and keyed by the store's revision."""
 
@@ -53,7 +60,7 @@ class BM25Index:
                 self.rebuild(revision)
 
     def _load(self, revision: str) -> bool:
-        import bm25s
+        bm25s = _bm25s()
 
         meta_path = self.directory / "meta.json"
         try:
@@ -70,7 +77,7 @@ class BM25Index:
 
     def rebuild(self, revision: str | None = None) -> None:
         """Tokenise every chunk in the store and persist a new index."""
-        import bm25s
+        bm25s = _bm25s()
 
         revision = revision if revision is not None else self.store.revision()
         ids: list[str] = []
@@ -189,7 +196,11 @@ class HybridRetriever:
             best, best_val = None, -math.inf
             for p in rest:
                 v = vectors.get(p.chunk_id)
-                sim = max((float(v @ vectors[c.chunk_id]) for c in chosen if c.chunk_id in vectors), default=0.0) if v is not None else 0.0
+                sim = (
+                    max((float(v @ vectors[c.chunk_id]) for c in chosen if c.chunk_id in vectors), default=0.0)
+                    if v is not None
+                    else 0.0
+                )
                 if sim >= self.duplicate_cosine:
                     continue
                 val = self.mmr_lambda * (p.score - lo) / span - (1 - self.mmr_lambda) * sim

@@ -54,13 +54,18 @@ class RagService:
 
     # -- ingest --------------------------------------------------------------------
     def ingest(
-        self, paths: Sequence[Path] | None = None, sync: bool = False, progress: ProgressFn | None = None,
+        self,
+        paths: Sequence[Path] | None = None,
+        sync: bool = False,
+        progress: ProgressFn | None = None,
         limit: int | None = None,
     ) -> IngestReport:
         paths = list(paths) if paths else [self.settings.corpus_dir]
         chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
         with self._lock:
-            report = Indexer(self.store, self.embedder, chunker).ingest(paths, sync=sync, progress=progress, limit=limit)
+            report = Indexer(self.store, self.embedder, chunker).ingest(
+                paths, sync=sync, progress=progress, limit=limit
+            )
             if report.changed or not (self.bm25.directory / "meta.json").exists():
                 self.bm25.rebuild()
         return report
@@ -85,29 +90,42 @@ class RagService:
             raise ConfigError(f"Unknown mode {mode!r} - use auto, extractive or llm.")
         return mode
 
-    def _request(self, question: str, history: list[Turn] | None, k: int | None, mode: str | None, method: Method) -> Request:
+    def _request(
+        self, question: str, history: list[Turn] | None, k: int | None, mode: str | None, method: Method
+    ) -> Request:
         q = (question or "").strip()
         if not q:
             raise QuestionError("The question is empty - type a question about the articles.")
         if len(q) > self.settings.max_question_chars:
             raise QuestionError(
-                f"The question has {len(q)} characters, over the limit of {self.settings.max_question_chars} - shorten it."
+                f"The question has {len(q)} characters, over the limit of "
+                f"{self.settings.max_question_chars} - shorten it."
             )
-        if not self.store.exists() or self.store.count() == 0:
+        if not self.store.exists() or self.store.count() == 0:  # count() opens it: mismatches raise
             raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
         return Request(
-            question=q, history=list(history or []), k=k or self.settings.top_k,
-            mode=self.resolve_mode(mode), method=method,
+            question=q,
+            history=list(history or []),
+            k=k or self.settings.top_k,
+            mode=self.resolve_mode(mode),
+            method=method,
         )
 
     def ask(
-        self, question: str, history: list[Turn] | None = None, k: int | None = None,
-        mode: str | None = None, method: Method = "hybrid",
+        self,
+        question: str,
+        history: list[Turn] | None = None,
+        k: int | None = None,
+        mode: str | None = None,
+        method: Method = "hybrid",
     ) -> Answer:
         return self.chain.invoke(self._request(question, history, k, mode, method))
 
     def stream(
-        self, question: str, history: list[Turn] | None = None, k: int | None = None,
+        self,
+        question: str,
+        history: list[Turn] | None = None,
+        k: int | None = None,
         mode: str | None = None,
     ) -> Iterator[tuple[str, Any]]:
         """Events for a UI: ("step", (name, ms)), ("text", piece), ("answer", Answer)."""
@@ -121,7 +139,9 @@ class RagService:
             "articles": self.store.article_count() if exists else 0,
             "chunks": self.store.count() if exists else 0,
             "embedding_model": LocalMiniLMEmbeddings.model_name,
-            "mode": self.resolve_mode(None) if self.settings.mode != "llm" or self.settings.llm_configured else "llm (not configured)",
+            "mode": self.resolve_mode(None)
+            if self.settings.mode != "llm" or self.settings.llm_configured
+            else "llm (not configured)",
             "llm_model": self.settings.llm_model if self.settings.llm_configured else None,
             "top_k": self.settings.top_k,
         }

@@ -89,9 +89,7 @@ class ChromaStore:
             else:
                 existing = {c if isinstance(c, str) else c.name for c in self._client.list_collections()}
                 if chunks_name not in existing or articles_name not in existing:
-                    raise RagIndexError(
-                        f"No index in {self.settings.index_location} - run `rag ingest corpus/` first."
-                    )
+                    raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
                 self._chunks = self._client.get_collection(chunks_name, embedding_function=None)
                 self._articles = self._client.get_collection(articles_name, embedding_function=None)
         except RagIndexError:
@@ -119,11 +117,14 @@ class ChromaStore:
         return self._articles
 
     def exists(self) -> bool:
-        try:
-            self.open(create=False)
+        """Whether the index has been created (a mismatched or broken one still raises on open)."""
+        if self._chunks is not None:
             return True
-        except RagIndexError:
-            return False
+        try:
+            existing = {c if isinstance(c, str) else c.name for c in self._client.list_collections()}
+        except Exception as exc:
+            raise self._open_error(exc) from exc
+        return all(n in existing for n in self._names())
 
     # -- revision: bumped on every change so BM25 caches know they are stale --
     def revision(self) -> str:
@@ -133,7 +134,9 @@ class ChromaStore:
         self.articles.modify(metadata={"revision": uuid.uuid4().hex})
 
     # -- writes ------------------------------------------------------------------
-    def add_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, sentence_vectors: Sequence[np.ndarray]) -> None:
+    def add_article(
+        self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, sentence_vectors: Sequence[np.ndarray]
+    ) -> None:
         """Replace an article's chunks; the article record is written last (a commit marker)."""
         self.delete_article(article.article_id, registry=False)
         base = {k: v for k, v in asdict(article).items() if k in ARTICLE_FIELDS}

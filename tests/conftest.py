@@ -21,7 +21,7 @@ def datasets_dir() -> Path:
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
-        if key.startswith("RAG_") and key != "RAG_DATASETS_DIR" or key == "OPENAI_API_KEY":
+        if (key.startswith("RAG_") and key != "RAG_DATASETS_DIR") or key == "OPENAI_API_KEY":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env is read
 

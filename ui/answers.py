@@ -1,0 +1,127 @@
+"""How one exchange looks: steps and timings, the answer, its sources, feedback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from rag import Answer, Citation, Passage, RagService
+from ui.conversation import Exchange
+from ui.render import has_marker, highlighted_html, md, quote_spans
+
+STEP_LABELS = {
+    "condense": "understanding the question",
+    "retrieve": "retrieving passages",
+    "gate": "checking the passages answer it",
+    "answer": "answering",
+    "total": "total",
+}
+UNSUPPORTED = "⚠️"
+
+
+def step_label(name: str, k: int | None = None) -> str:
+    if name == "retrieve" and k:
+        return f"retrieving {k} passages"
+    return STEP_LABELS.get(name, name.replace("_", " "))
+
+
+def status_label(ex: Exchange) -> str:
+    if ex.answer is None:
+        return "Could not answer"
+    total = ex.answer.timings_ms.get("total")
+    took = f" in {total:,.0f} ms" if total is not None else ""
+    return ("No answer in the articles" if ex.answer.refused else "Answered") + took
+
+
+def status_body(ex: Exchange) -> None:
+    """Inside the status block: the standalone question and the timing of each step."""
+    a = ex.answer
+    if a is None:
+        return
+    st.caption("Question as searched (with the conversation)")
+    st.text(a.standalone_question)
+    k = len(a.contexts)
+    rows = [
+        f"- {md(step_label(name, k))}: {ms:,.0f} ms"
+        for name, ms in a.timings_ms.items()
+        if not name.startswith("retrieve_")
+    ]
+    if rows:
+        st.markdown("\n".join(rows))
+    st.caption(f"mode: {md(a.mode)} · passages retrieved: {k}")
+
+
+def _answer_markdown(a: Answer) -> str:
+    if not any(not s.supported for s in a.sentences):
+        return md(a.answer)
+    parts = []
+    for s in a.sentences:
+        text = md(s.text)
+        if not has_marker(s.text) and s.citations:
+            text += " " + " ".join(f"\\[{n}\\]" for n in s.citations)
+        parts.append(text if s.supported else f"{UNSUPPORTED} {text}")
+    return " ".join(parts)
+
+
+def answer_text(a: Answer, article_count: Callable[[], int]) -> None:
+    """The answer; a refusal looks different and says what the articles do cover."""
+    if a.refused:
+        st.warning(md(a.answer), icon=":material/search_off:")
+        titles = list(dict.fromkeys(p.title for p in a.contexts if p.title))[:5]
+        n = article_count()
+        st.markdown(f"The library holds {n} article{'s' if n != 1 else ''}; see the Library page for the list.")
+        if titles:
+            st.markdown("Closest articles to your question:\n" + "\n".join(f"- {md(t)}" for t in titles))
+        return
+    st.markdown(_answer_markdown(a))
+    if any(not s.supported for s in a.sentences):
+        st.caption(f"{UNSUPPORTED} marks a sentence the cited passages may not support: check it against the sources.")
+
+
+def _passage_for(c: Citation, contexts: list[Passage]) -> Passage | None:
+    return next((p for p in contexts if p.chunk_id == c.chunk_id), None)
+
+
+def _citation(ex_id: str, c: Citation, a: Answer, svc: RagService) -> None:
+    st.markdown(f"**\\[{c.n}\\] {md(c.title or 'Untitled')}**")
+    if c.title_derived:
+        st.caption("title derived from the article's text (the file had none)")
+    meta = " · ".join(x for x in (c.source, c.published, c.url) if x)
+    if meta:
+        st.caption(md(meta))
+    p = _passage_for(c, a.contexts)
+    if p is not None:
+        spans = quote_spans(p.text, p.start, [(c.quote, c.start, c.end)])
+        st.html(highlighted_html(p.text, spans))
+    else:
+        st.html(highlighted_html(c.quote, [(0, len(c.quote))]))
+    if st.toggle("Show the whole article", key=f"article-{ex_id}-{c.n}"):
+        try:
+            article = svc.get_article(c.article_id)
+        except Exception:  # the index went away since the answer: say so rather than fail the page
+            article = None
+        if article is None:
+            st.warning("This article is no longer in the index.")
+        else:
+            spans = quote_spans(article.text, 0, [(c.quote, c.start, c.end)])
+            st.html(highlighted_html(article.text, spans, css_class="rag-article", max_height_px=420))
+
+
+def sources(ex: Exchange, svc: RagService) -> None:
+    """Cited passages with the quotes highlighted; the other retrieved passages apart."""
+    a = ex.answer
+    if a is None:
+        return
+    if a.citations:
+        with st.expander(f"Sources ({len(a.citations)})"):
+            for c in a.citations:
+                _citation(ex.id, c, a, svc)
+    cited = {c.chunk_id for c in a.citations}
+    others = [p for p in a.contexts if p.chunk_id not in cited]
+    if others:
+        with st.expander(f"Also retrieved ({len(others)})"):
+            for p in others:
+                meta = " · ".join(str(x) for x in (p.metadata.get("source"), p.metadata.get("published")) if x)
+                st.markdown(f"**{md(p.title or 'Untitled')}**" + (f" · {md(meta)}" if meta else ""))
+                st.html(highlighted_html(p.text, []))

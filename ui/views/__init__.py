@@ -1,0 +1,1 @@
+"""Page scripts for st.navigation; each calls one page() of the ui package."""

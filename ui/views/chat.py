@@ -1,0 +1,7 @@
+"""The chat page (registered by ui/app.py)."""
+
+from __future__ import annotations
+
+from ui.chat import page
+
+page()

@@ -1,0 +1,7 @@
+"""The evaluation page (registered by ui/app.py)."""
+
+from __future__ import annotations
+
+from ui.evaluation import page
+
+page()
