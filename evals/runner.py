@@ -120,7 +120,7 @@ def run_golden(
     for split in SPLITS:
         idx = [i for i, it in enumerate(items) if it.split == split]
         by_split[split] = summarise(metrics, [results[i] for i in idx])[0] if idx else {}
-    records = []
+    records: list[dict[str, Any]] = []
     for item, answer, scores in zip(items, answers, per_item, strict=True):
         fails = failures_of(item, scores, answer.refused)
         records.append({
