@@ -45,6 +45,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with con.status("evaluating ...") as status:
         run = run_golden(settings, dataset, mode=args.mode or "extractive", k=args.k, distractors=args.distractors,
                          progress=lambda i, n: status.update(f"item {i}/{n}"))
+    if args.update_baseline:
+        from evals.runner import BASELINE_PATH, baseline_from
+
+        new = baseline_from(run.summary)
+        BASELINE_PATH.write_text(json.dumps(new, indent=2) + "\n")
+        run.summary.update(baseline=new["metrics"], thresholds=new["thresholds"], regressions=[],
+                           baseline_comparable=True)
+        con.print(f"wrote {BASELINE_PATH}")
     out = write_run(run, Path(args.out) if args.out else settings.evals_dir / "latest")
     s = run.summary
     if args.json:
@@ -116,6 +124,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", help="output directory (default $RAG_DATA_DIR/evals/latest)")
     p.add_argument("-k", type=int, help="passages retrieved per question")
     p.add_argument("--distractors", type=int, default=200, help="RealTime QA articles indexed beside the corpus")
+    p.add_argument("--update-baseline", action="store_true", help="write evals/baseline.json from this run's dev split")
     p.set_defaults(func=cmd_eval)
     sub = p.add_subparsers(dest="eval_command")
 
