@@ -94,9 +94,8 @@ def entities_of(text: str) -> set[str]:
     out: set[str] = set()
     for m in _CAPITAL.finditer(text):
         before = text[: m.start()].rstrip()
-        w = m.group().lower().replace("’", "'").removesuffix("'s")
-        if before and before[-1] not in ".!?\"“'‘:" and w not in STOPWORDS:
-            out.add(w)
+        if before and before[-1] not in ".!?\"“'‘:":
+            out |= {w for w in words(m.group()) if w not in STOPWORDS}
     out |= {w for w in words(text) if w in _MONTHS and w != "may"}
     return out
 
