@@ -25,8 +25,8 @@ from rag import Calibration, RagService, Settings
 CALIBRATION_JSON = Path(__file__).resolve().parent.parent / "rag" / "calibration.json"
 GRID = {
     "w_semantic": (0.5, 0.6, 0.7),
-    "w_lexical": (0.25, 0.35),
-    "w_rank": (0.15,),
+    "w_lexical": (0.15, 0.25, 0.35),
+    "w_rank": (0.05, 0.15, 0.25),
     "keep_ratio": (0.6, 0.75, 0.9),
 }
 
