@@ -119,7 +119,7 @@ def register(subparsers: Any) -> None:
     """Add `rag eval` (with sub-commands `judge` and `retrieval`) to rag's argparse sub-parsers."""
     p = subparsers.add_parser("eval", help="golden-set eval, judge agreement, retrieval comparison")
     p.add_argument("--dataset", help="golden (default) or a JSON lines file of the same shape")
-    p.add_argument("--mode", choices=["auto", "extractive", "llm"], help="answerer (default RAG_MODE: auto = llm when configured, else extractive)")
+    p.add_argument("--mode", choices=["auto", "extractive", "llm"], help="answerer (default: RAG_MODE)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON only")
     p.add_argument("--out", help="output directory (default $RAG_DATA_DIR/evals/latest)")
     p.add_argument("-k", type=int, help="passages retrieved per question")
