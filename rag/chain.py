@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -102,6 +102,8 @@ class RagChain:
         self.idf = idf
         self.calibration = calibration
         self.answerers = answerers
+        # mode -> (question, history) -> standalone question; the offline rewrite for other modes
+        self.condensers: dict[str, Callable[[str, list[Turn]], str]] = {}
         self.prepare: Runnable[Request, Request] = (
             RunnableLambda(self._condense) | RunnableLambda(self._retrieve) | RunnableLambda(self._gate)
         )
@@ -111,7 +113,7 @@ class RagChain:
 
     def _condense(self, req: Request) -> Request:
         t = time.perf_counter()
-        req.standalone_question = condense(req.question, req.history)
+        req.standalone_question = self.condensers.get(req.mode, condense)(req.question, req.history)
         req.timings_ms["condense"] = (time.perf_counter() - t) * 1000
         return req
 

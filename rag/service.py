@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.answer import Calibration
 from rag.chain import Answerer, ExtractiveAnswerer, RagChain, Request
@@ -19,12 +19,17 @@ from rag.retrieve import BM25Index, HybridRetriever, Method
 from rag.store import ChromaStore
 from rag.types import Answer, Article, Turn
 
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
 
 class RagService:
     """Thread-safe to share between sessions: conversation history is passed in per call."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, chat_model: BaseChatModel | None = None) -> None:
+        """chat_model: a LangChain chat model to use instead of the configured endpoint (tests, embedding apps)."""
         self.settings = settings
+        self._chat_model = chat_model
         self._lock = threading.Lock()
         self.calibration = Calibration.load()
 
@@ -50,7 +55,15 @@ class RagService:
         answerers: dict[str, Answerer] = {
             "extractive": ExtractiveAnswerer(self.settings.max_answer_sentences, self.calibration)
         }
-        return RagChain(self.retriever, self.bm25.idf, self.calibration, answerers)
+        chain = RagChain(self.retriever, self.bm25.idf, self.calibration, answerers)
+        if self.settings.llm_configured or self._chat_model is not None:
+            from rag.llm import LLMAnswerer, LLMCondenser, build_chat_model
+            from rag.verify import InterimJudge
+
+            model = self._chat_model or build_chat_model(self.settings)
+            chain.answerers["llm"] = LLMAnswerer(model, self.settings, InterimJudge(self.embedder))
+            chain.condensers["llm"] = LLMCondenser(model, self.settings)
+        return chain
 
     # -- ingest --------------------------------------------------------------------
     def ingest(
