@@ -194,11 +194,8 @@ class SupportJudge:
     def __init__(self, embedder: LocalMiniLMEmbeddings | None = None, params: JudgeParams | None = None) -> None:
         self._embedder = embedder
         self.params = params or JudgeParams.load()
+        self.threshold: float = self.params.threshold  # the calibrated decision threshold
         self._lock = threading.Lock()
-
-    @property
-    def threshold(self) -> float:
-        return self.params.threshold
 
     @property
     def embedder(self) -> LocalMiniLMEmbeddings:
