@@ -28,6 +28,9 @@ class GoldenItem:
         return self.turns[-1]
 
 
+_FIELDS = frozenset({"id", "kind", "turns", "question", "key_facts", "evidence", "refuse", "split"})
+
+
 def load_golden(path: Path = GOLDEN_PATH) -> list[GoldenItem]:
     items = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -44,11 +47,7 @@ def load_golden(path: Path = GOLDEN_PATH) -> list[GoldenItem]:
                 evidence=d.get("evidence", ""),
                 refuse=bool(d.get("refuse", d["kind"] == "unanswerable")),
                 split=d.get("split", "dev"),
-                extra={
-                    k: v
-                    for k, v in d.items()
-                    if k not in {"id", "kind", "turns", "question", "key_facts", "evidence", "refuse", "split"}
-                },
+                extra={k: v for k, v in d.items() if k not in _FIELDS},
             )
         )
         if not items[-1].turns[-1].strip():

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from rag.answer import Calibration
 from rag.chunking import Chunker
 from rag.config import Settings, get_settings
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import AnswerFormatError, ConfigError, CorpusError, ModelError, QuestionError, RagError, RagIndexError
 from rag.feedback import read_feedback, record_feedback
 from rag.indexer import IngestReport, count_articles
+from rag.judge import FEATURES as JUDGE_FEATURES
+from rag.judge import JudgeParams, SupportJudge
 from rag.service import RagService
 from rag.types import Answer, Article, Citation, Passage, Sentence, Turn
 
 __all__ = [
+    "JUDGE_FEATURES",
     "Answer",
     "AnswerFormatError",
     "Article",
+    "Calibration",
     "Chunker",
     "Citation",
     "ConfigError",
     "CorpusError",
     "IngestReport",
+    "JudgeParams",
     "LocalMiniLMEmbeddings",
     "ModelError",
     "Passage",
@@ -29,6 +35,7 @@ __all__ = [
     "RagService",
     "Sentence",
     "Settings",
+    "SupportJudge",
     "Turn",
     "count_articles",
     "get_settings",

@@ -46,3 +46,13 @@ def corpus_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RagServ
     svc = RagService(make_settings(tmp_path_factory.mktemp("corpus-index")))
     svc.ingest([CORPUS])
     yield svc
+
+
+# A developer may point this at a data dir to reuse its golden eval index between runs.
+_EVAL_DIR = os.environ.get("RAG_TEST_EVAL_DIR")
+
+
+@pytest.fixture(scope="session")
+def eval_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of the golden eval (its index, corpus + RealTime QA distractors, is built once per session)."""
+    return make_settings(Path(_EVAL_DIR) if _EVAL_DIR else tmp_path_factory.mktemp("eval-data"))

@@ -1,0 +1,150 @@
+"""`rag eval`, `rag eval judge`, `rag eval retrieval`: the eval suite's command line (registered by rag.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rag import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(data_dir=Path(args.data_dir)) if getattr(args, "data_dir", None) else Settings()
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _table(title: str, columns: list[str], rows: Sequence[tuple[str, ...]]) -> Any:
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        style = "red" if r and r[-1] == "REGRESSED" else None
+        t.add_row(*r, style=style)
+    return t
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evals.golden import GOLDEN_PATH
+    from evals.runner import metric_rows, run_golden, write_run
+
+    settings = _settings(args)
+    dataset = GOLDEN_PATH if args.dataset in (None, "golden") else Path(args.dataset)
+    con = _console()
+    with con.status("evaluating ...") as status:
+        run = run_golden(settings, dataset, mode=args.mode, k=args.k, distractors=args.distractors,
+                         progress=lambda i, n: status.update(f"item {i}/{n}"))
+    if args.update_baseline:
+        from evals.runner import BASELINE_PATH, baseline_from
+
+        new = baseline_from(run.summary)
+        BASELINE_PATH.write_text(json.dumps(new, indent=2) + "\n")
+        run.summary.update(baseline=new["metrics"], thresholds=new["thresholds"], regressions=[],
+                           baseline_comparable=True)
+        con.print(f"wrote {BASELINE_PATH}")
+    out = write_run(run, Path(args.out) if args.out else settings.evals_dir / "latest")
+    s = run.summary
+    if args.json:
+        print(json.dumps(s))
+    else:
+        from rich.console import Console
+
+        Console().print(_table(
+            f"{s['dataset']} ({s['mode']}, {s['n']} items, {s['distractors']} distractors)",
+            ["metric", "all", "dev", "test", "threshold", "status"], metric_rows(s)))
+        con.print(f"{s['passed']} passed, {s['failed']} failed; reports in {out}")
+    if s["regressions"]:
+        con.print(f"[red]regressed below the committed thresholds: {', '.join(s['regressions'])}[/red]")
+        return 1
+    return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from evals.judge_eval import evaluate_judge
+
+    t = time.perf_counter()
+    with _console().status("scoring QAGS ..."):
+        res = evaluate_judge(Path(args.qags), limit_articles=args.limit)
+    res["seconds"] = round(time.perf_counter() - t, 1)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    from rich.console import Console
+
+    rows = [("judge (shipped)", f"{res['balanced_accuracy']:.3f}", f"{res['roc_auc']:.3f}")]
+    for name, v in res["baselines"].items():
+        rows.append((f"baseline: {name}", f"{v['balanced_accuracy']:.3f}", f"{v['roc_auc']:.3f}"))
+    Console().print(_table(f"agreement with the human majority vote (n={res['n']})",
+                           ["judge", "balanced accuracy", "ROC AUC"], rows))
+    return 0
+
+
+def cmd_retrieval(args: argparse.Namespace) -> int:
+    from evals.retrieval import METHODS, run_retrieval
+
+    settings = _settings(args)
+    t = time.perf_counter()
+    with _console().status("indexing and asking ...") as status:
+        res = run_retrieval(Path(args.realtimeqa), settings, Path(args.questions) if args.questions else None,
+                            args.articles, Path(args.index) if args.index else None, args.k,
+                            progress=lambda msg: status.update(msg))
+    res["seconds"] = round(time.perf_counter() - t, 1)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    from rich.console import Console
+
+    def cell(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    rows = [(m, cell(res["recall_at_k"][m]), cell(res["recall_at_k_short"][m])) for m in METHODS]
+    Console().print(_table(
+        f"recall@{res['k']} on {res['articles']} articles ({res['n']} questions, {res['n_short']} one-word)",
+        ["method", "all", "one-word answers"], rows))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `rag eval` (with sub-commands `judge` and `retrieval`) to rag's argparse sub-parsers."""
+    p = subparsers.add_parser("eval", help="golden-set eval, judge agreement, retrieval comparison")
+    p.add_argument("--dataset", help="golden (default) or a JSON lines file of the same shape")
+    p.add_argument("--mode", choices=["auto", "extractive", "llm"], help="answerer (default: RAG_MODE)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON only")
+    p.add_argument("--out", help="output directory (default $RAG_DATA_DIR/evals/latest)")
+    p.add_argument("-k", type=int, help="passages retrieved per question")
+    p.add_argument("--distractors", type=int, default=200, help="RealTime QA articles indexed beside the corpus")
+    p.add_argument("--update-baseline", action="store_true", help="write evals/baseline.json from this run's dev split")
+    p.set_defaults(func=cmd_eval)
+    sub = p.add_subparsers(dest="eval_command")
+
+    j = sub.add_parser("judge", help="the shipped judge's agreement with QAGS human labels")
+    j.add_argument("--qags", required=True, help="path to mturk_cnndm.jsonl")
+    j.add_argument("--limit", type=int, help="only the first N articles")
+    j.add_argument("--json", action="store_true")
+    j.set_defaults(func=cmd_judge)
+
+    r = sub.add_parser("retrieval", help="dense vs BM25 vs hybrid recall@k on RealTime QA")
+    r.add_argument("--realtimeqa", required=True, help="folder with articles.jsonl.gz and questions-2025H1.jsonl")
+    r.add_argument("--questions", help="questions file (default: the folder's questions-2025H1.jsonl)")
+    r.add_argument("--articles", type=int, help="index only the first N articles")
+    r.add_argument("--index", help="data dir of the index (reused when it exists)")
+    r.add_argument("-k", type=int, default=5)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_retrieval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rag.cli import main as rag_main
+
+    return rag_main(["eval", *(argv if argv is not None else sys.argv[1:])])

@@ -1,0 +1,86 @@
+"""The golden set asked end to end: key facts in answers, verbatim quotes at their offsets, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from evals.golden import GoldenItem, ask_item, key_fact_recall, load_golden
+from evals.runner import DISTRACTORS, eval_service
+from rag import RagService, Settings
+
+ITEMS = load_golden()
+
+# Known failures of the extractive answerer, measured and kept visible (strict: a fix turns them into errors
+# to remove from here). The gate cannot tell "about Zelensky" from "Zelensky's birth date" among distractors,
+# and s05's contrast sentence loses to the lead paragraph.
+KNOWN = {
+    "corpus": {
+        "s05": "the contrast sentence ranks below the lead paragraph",
+        "f07": "one-article IDF lowers the gate statistic (0.531) below the threshold fitted with distractors",
+        "fu05": "one-article IDF lowers the gate statistic (0.513) below the threshold fitted with distractors",
+    },
+    "distractors": {
+        "s05": "the contrast sentence ranks below the lead paragraph",
+        "u03": "distractor articles about Zelensky pass the relevance gate",
+        "u07": "distractor articles about soldiers in Ukraine pass the relevance gate",
+    },
+}
+
+
+def params(variant: str) -> list[object]:
+    return [
+        pytest.param(i, id=i.id, marks=pytest.mark.xfail(reason=KNOWN[variant][i.id], strict=True))
+        if i.id in KNOWN[variant] else pytest.param(i, id=i.id)
+        for i in ITEMS
+    ]
+
+
+def check_item(svc: RagService, item: GoldenItem) -> list[str]:
+    """What a user would see go wrong for this item (empty when it is right)."""
+    a = ask_item(svc, item, mode="extractive")
+    if item.refuse:
+        return [] if a.refused else [f"{item.id}: answered instead of refusing: {a.answer[:120]}"]
+    problems = []
+    if a.refused:
+        return [f"{item.id}: refused (relevance {a.relevance:.3f})"]
+    if key_fact_recall(a.answer, item.key_facts) < 1.0:
+        problems.append(f"{item.id}: key facts {item.key_facts} missing from {a.answer[:200]!r}")
+    if not a.citations:
+        problems.append(f"{item.id}: no citations")
+    for c in a.citations:
+        art = svc.get_article(c.article_id)
+        if art is None or art.text[c.start : c.end] != c.quote:
+            problems.append(f"{item.id}: citation [{c.n}] quote is not verbatim at {c.start}-{c.end}")
+    return problems
+
+
+def test_golden_set_shape() -> None:
+    assert len(ITEMS) >= 30
+    assert {"factoid", "synthesis", "unanswerable", "followup", "injection"} <= {i.kind for i in ITEMS}
+    assert {i.split for i in ITEMS} == {"dev", "test"}
+    for i in ITEMS:
+        assert i.refuse or (i.key_facts and i.evidence), i.id
+
+
+@pytest.mark.parametrize("item", params("corpus"))
+def test_golden_on_seed_corpus(corpus_service: RagService, item: GoldenItem) -> None:
+    problems = check_item(corpus_service, item)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def distractor_service(eval_settings: Settings) -> RagService:
+    svc, n = eval_service(eval_settings, DISTRACTORS)
+    if n < DISTRACTORS:
+        pytest.skip(f"RealTime QA articles absent under {eval_settings.datasets_dir}: distractor variant not run")
+    return svc
+
+
+def test_distractors_are_indexed(distractor_service: RagService) -> None:
+    assert distractor_service.stats()["articles"] == DISTRACTORS + 1
+
+
+@pytest.mark.parametrize("item", params("distractors"))
+def test_golden_with_realtimeqa_distractors(distractor_service: RagService, item: GoldenItem) -> None:
+    problems = check_item(distractor_service, item)
+    assert not problems, "\n".join(problems)
