@@ -142,9 +142,14 @@ class JudgeParams:
         try:
             d = json.loads(path.read_text())
             params = cls(
-                mean=tuple(d["mean"]), scale=tuple(d["scale"]), coef=tuple(d["coef"]),
-                intercept=float(d["intercept"]), threshold=float(d["threshold"]), vetoes=bool(d.get("vetoes", True)),
-                features=tuple(d.get("features", FEATURES)), fitted_on=str(d.get("fitted_on", "")),
+                mean=tuple(d["mean"]),
+                scale=tuple(d["scale"]),
+                coef=tuple(d["coef"]),
+                intercept=float(d["intercept"]),
+                threshold=float(d["threshold"]),
+                vetoes=bool(d.get("vetoes", True)),
+                features=tuple(d.get("features", FEATURES)),
+                fitted_on=str(d.get("fitted_on", "")),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
@@ -160,9 +165,14 @@ class JudgeParams:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
-            "coef": list(self.coef), "intercept": self.intercept, "threshold": self.threshold,
-            "vetoes": self.vetoes, "fitted_on": self.fitted_on,
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+            "threshold": self.threshold,
+            "vetoes": self.vetoes,
+            "fitted_on": self.fitted_on,
         }
 
 

@@ -267,8 +267,13 @@ class LLMAnswerer:
                 f"The model {self.settings.llm_model!r} returned an empty answer - ask again, try another model "
                 f"(RAG_LLM_MODEL), {FALLBACK_HINT}."
             )
-        base = {"question": req.question, "standalone_question": req.standalone_question, "mode": self.mode,
-                "contexts": req.passages, "relevance": req.relevance}
+        base = {
+            "question": req.question,
+            "standalone_question": req.standalone_question,
+            "mode": self.mode,
+            "contexts": req.passages,
+            "relevance": req.relevance,
+        }
         drafts = split_cited(raw, len(req.passages))
         if is_refusal(raw) and not any(d.passages for d in drafts if not is_refusal(d.text)):
             return Answer(answer=REFUSAL_TEXT, refused=True, **base)  # type: ignore[arg-type]
@@ -277,7 +282,11 @@ class LLMAnswerer:
         req.timings_ms["verify"] = (time.perf_counter() - t) * 1000
         text = " ".join(s.text + (" " + render(s.citations) if s.citations else "") for s in checked.sentences)
         return Answer(
-            answer=text, refused=False, citations=checked.citations, sentences=checked.sentences, **base  # type: ignore[arg-type]
+            answer=text,
+            refused=False,
+            citations=checked.citations,
+            sentences=checked.sentences,
+            **base,  # type: ignore[arg-type]
         )
 
 

@@ -57,11 +57,11 @@ class RagService:
         }
         chain = RagChain(self.retriever, self.bm25.idf, self.calibration, answerers)
         if self.settings.llm_configured or self._chat_model is not None:
+            from rag.judge import SupportJudge
             from rag.llm import LLMAnswerer, LLMCondenser, build_chat_model
-            from rag.verify import InterimJudge
 
             model = self._chat_model or build_chat_model(self.settings)
-            chain.answerers["llm"] = LLMAnswerer(model, self.settings, InterimJudge(self.embedder))
+            chain.answerers["llm"] = LLMAnswerer(model, self.settings, SupportJudge(self.embedder))
             chain.condensers["llm"] = LLMCondenser(model, self.settings)
         return chain
 
@@ -78,7 +78,8 @@ class RagService:
         with self._lock:
             # The embedder is loaded only if something needs embedding (a no-op re-ingest never loads it).
             report = Indexer(self.store, lambda: self.embedder, chunker).ingest(
-                paths, sync=sync, progress=progress, limit=limit)
+                paths, sync=sync, progress=progress, limit=limit
+            )
             if report.changed or not self.bm25.is_current():
                 self.bm25.rebuild()
         return report

@@ -200,21 +200,34 @@ class ChromaStore:
             for c in chunks:
                 chunk_ids.append(c.chunk_id)
                 docs.append(c.text)
-                metas.append({**base, "article_id": article.article_id, "index": c.index, "start": c.start,
-                              "end": c.end, "sents": json.dumps([list(s) for s in c.sentences])})
+                metas.append(
+                    {
+                        **base,
+                        "article_id": article.article_id,
+                        "index": c.index,
+                        "start": c.start,
+                        "end": c.end,
+                        "sents": json.dumps([list(s) for s in c.sentences]),
+                    }
+                )
         for m, sv in zip(metas, sentence_vectors, strict=True):
             m["svec"] = _pack(sv) if len(sv) else ""
         step = self.max_batch()
         for i in range(0, len(chunk_ids), step):
             sl = slice(i, i + step)
-            self._try(lambda sl=sl: self.chunks.upsert(  # type: ignore[misc]
-                ids=chunk_ids[sl], embeddings=vectors[sl], documents=docs[sl], metadatas=metas[sl]))
-        self._try(lambda: self.articles.upsert(
-            ids=ids,
-            embeddings=[[1.0]] * len(ids),
-            documents=[a.text for a, _ in items],
-            metadatas=[{**_article_meta(a), "chunks": len(cs)} for a, cs in items],
-        ))
+            self._try(
+                lambda sl=sl: self.chunks.upsert(  # type: ignore[misc]
+                    ids=chunk_ids[sl], embeddings=vectors[sl], documents=docs[sl], metadatas=metas[sl]
+                )
+            )
+        self._try(
+            lambda: self.articles.upsert(
+                ids=ids,
+                embeddings=[[1.0]] * len(ids),
+                documents=[a.text for a, _ in items],
+                metadatas=[{**_article_meta(a), "chunks": len(cs)} for a, cs in items],
+            )
+        )
 
     def add_article(
         self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, sentence_vectors: Sequence[np.ndarray]
@@ -292,9 +305,11 @@ class ChromaStore:
         n = min(n, self.count())
         if n <= 0:
             return []
-        res = self._try(lambda: self.chunks.query(
-            query_embeddings=[vector.tolist()], n_results=n, include=["documents", "metadatas", "distances"]
-        ))
+        res = self._try(
+            lambda: self.chunks.query(
+                query_embeddings=[vector.tolist()], n_results=n, include=["documents", "metadatas", "distances"]
+            )
+        )
         passages = self._passages(res["ids"][0], res["documents"][0], res["metadatas"][0])
         for rank, (p, d) in enumerate(zip(passages, res["distances"][0], strict=True)):
             p.dense_score = 1.0 - float(d)

@@ -34,10 +34,16 @@ def contains(claim: str, evidence: str) -> bool:
 
 def item(**kw: object) -> ItemResult:
     base: dict[str, object] = dict(
-        refuse=False, refused=False, answer="Talks were in Geneva [1].", key_facts=(("Geneva",),),
-        evidence="talks took place in Geneva", contexts=["x", "The talks took place in Geneva this week."],
-        sentences=[("Talks were in Geneva", [1])], citations={1: ("Talks were in Geneva", "Talks were in Geneva.")},
-        quotes_exact=[True], latency_ms=10.0,
+        refuse=False,
+        refused=False,
+        answer="Talks were in Geneva [1].",
+        key_facts=(("Geneva",),),
+        evidence="talks took place in Geneva",
+        contexts=["x", "The talks took place in Geneva this week."],
+        sentences=[("Talks were in Geneva", [1])],
+        citations={1: ("Talks were in Geneva", "Talks were in Geneva.")},
+        quotes_exact=[True],
+        latency_ms=10.0,
     )
     base.update(kw)
     return ItemResult(**base)  # type: ignore[arg-type]
@@ -94,8 +100,10 @@ def test_metric_classes_score_items() -> None:
 
 def test_refusal_metrics_and_summary() -> None:
     items = [
-        item(refuse=True, refused=True), item(refuse=True, refused=False),
-        item(refuse=False, refused=True), item(latency_ms=30.0),
+        item(refuse=True, refused=True),
+        item(refuse=True, refused=False),
+        item(refuse=False, refused=True),
+        item(latency_ms=30.0),
     ]
     assert [RefusalPrecision().score(i) for i in items] == [1.0, None, 0.0, None]
     assert [RefusalRecall().score(i) for i in items] == [1.0, 0.0, None, None]

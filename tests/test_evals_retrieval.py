@@ -19,8 +19,11 @@ ARTICLES = 100  # the first question whose answer is in an indexed article needs
 
 
 def test_eligible_questions_follow_the_match_rule() -> None:
-    qs = [RtqaQuestion("1", "q?", "AI", ("a",)), RtqaQuestion("2", "q?", "Paris", ("b",)),
-          RtqaQuestion("3", "q?", "5", ("c",))]
+    qs = [
+        RtqaQuestion("1", "q?", "AI", ("a",)),
+        RtqaQuestion("2", "q?", "Paris", ("b",)),
+        RtqaQuestion("3", "q?", "5", ("c",)),
+    ]
     texts = {"a": "Investors bet on AI.", "b": "Comparison: parisian cafes", "c": "Up 15 per cent"}
     got = eligible_questions(qs, texts)
     assert [q.question.id for q in got] == ["1"] and got[0].short
@@ -30,8 +33,22 @@ def test_eligible_questions_follow_the_match_rule() -> None:
 @pytest.mark.skipif(not (RTQA / "articles.jsonl.gz").is_file(), reason=f"RealTime QA not found under {RTQA}")
 def test_eval_retrieval_compares_methods_and_reuses_its_index(tmp_path: Path) -> None:
     index = tmp_path / "rtqa-index"
-    cmd = [sys.executable, "-m", "rag.cli", "eval", "retrieval", "--realtimeqa", str(RTQA),
-           "--articles", str(ARTICLES), "--index", str(index), "-k", "5", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rag.cli",
+        "eval",
+        "retrieval",
+        "--realtimeqa",
+        str(RTQA),
+        "--articles",
+        str(ARTICLES),
+        "--index",
+        str(index),
+        "-k",
+        "5",
+        "--json",
+    ]
     env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data")}
     first = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, timeout=1200).stdout)
     assert first["k"] == 5 and first["articles"] == ARTICLES and first["n"] >= 1

@@ -30,8 +30,22 @@ def test_baseline_thresholds_are_dev_values_of_quality_metrics() -> None:
 
 def test_write_run_moves_the_previous_latest(tmp_path: Path) -> None:
     latest = tmp_path / "evals" / "latest"
-    first = write_run(EvalRun({"dataset": "golden", "mode": "extractive", "n": 0, "metrics": {}, "regressions": [],
-                               "n_by_split": {}, "distractors": 0, "passed": 0, "failed": 0}), latest)
+    first = write_run(
+        EvalRun(
+            {
+                "dataset": "golden",
+                "mode": "extractive",
+                "n": 0,
+                "metrics": {},
+                "regressions": [],
+                "n_by_split": {},
+                "distractors": 0,
+                "passed": 0,
+                "failed": 0,
+            }
+        ),
+        latest,
+    )
     write_run(EvalRun(json.loads((first / "summary.json").read_text()) | {"n": 1}), latest)
     older = [p for p in latest.parent.iterdir() if p.name != "latest"]
     assert len(older) == 1 and json.loads((older[0] / "summary.json").read_text())["n"] == 0
@@ -45,9 +59,23 @@ def test_rag_eval_passes_the_committed_thresholds(eval_settings: Settings, tmp_p
     out = tmp_path / "report"
     env = {**os.environ, "RAG_CORPUS_DIR": str(CORPUS), "RAG_DATASETS_DIR": str(datasets_dir())}
     proc = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "--data-dir", str(eval_settings.data_dir), "eval", "--mode", "extractive",
-         "--json", "--out", str(out)],
-        capture_output=True, text=True, timeout=1800, env=env,
+        [
+            sys.executable,
+            "-m",
+            "rag.cli",
+            "--data-dir",
+            str(eval_settings.data_dir),
+            "eval",
+            "--mode",
+            "extractive",
+            "--json",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
     )
     summary = json.loads(proc.stdout)
     assert summary["regressions"] == [], (summary["regressions"], proc.stderr[-2000:])

@@ -30,7 +30,8 @@ KNOWN = {
 def params(variant: str) -> list[object]:
     return [
         pytest.param(i, id=i.id, marks=pytest.mark.xfail(reason=KNOWN[variant][i.id], strict=True))
-        if i.id in KNOWN[variant] else pytest.param(i, id=i.id)
+        if i.id in KNOWN[variant]
+        else pytest.param(i, id=i.id)
         for i in ITEMS
     ]
 

@@ -64,7 +64,10 @@ def test_scores_are_probabilities_and_empty_is_unsupported(judge: SupportJudge) 
 def test_eval_judge_cli_reports_agreement_against_baselines() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "rag.cli", "eval", "judge", "--qags", str(QAGS), "--limit", "40", "--json"],
-        capture_output=True, text=True, timeout=600, check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
     )
     res = json.loads(out.stdout)
     assert res["n"] > 100

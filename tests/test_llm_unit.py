@@ -20,8 +20,8 @@ from rag import AnswerFormatError, ModelError, RagService, Turn
 from rag.answer import REFUSAL_TEXT
 from rag.chain import Request
 from rag.citations import MarkerStream, Renumberer, find_markers, rewrite, split_cited
+from rag.judge import SupportJudge
 from rag.llm import LLMAnswerer, build_chat_model, call_with_retries, translate_error
-from rag.verify import InterimJudge
 from tests.conftest import CORPUS, make_settings
 
 httpx: Any = getattr(openai_exceptions, "httpx2", None) or getattr(openai_exceptions, "httpx")  # noqa: B009 - the SDK's own
@@ -54,12 +54,22 @@ class ScriptedChatModel(BaseChatModel):
             raise self.errors.pop(0)
         return self.script(prompt)
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kw: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kw: Any,
+    ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._reply(messages)))])
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None, **kw: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kw: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         text = self._reply(messages)
         for i in range(0, len(text), self.piece):
             if self.errors and self.fail_after and i // self.piece == self.fail_after:
@@ -75,8 +85,9 @@ def first_sentence(text: str) -> str:
     return re.split(r"(?<=[.!?”])\s+", text.strip())[0]
 
 
-def status_error(cls: type[openai.APIStatusError], status: int, message: str = "error",
-                 body: Any = None) -> openai.APIStatusError:
+def status_error(
+    cls: type[openai.APIStatusError], status: int, message: str = "error", body: Any = None
+) -> openai.APIStatusError:
     request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
     return cls(message, response=httpx.Response(status, request=request), body=body)
 
@@ -93,8 +104,8 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def judge(index_dir: Path) -> InterimJudge:
-    return InterimJudge(RagService(make_settings(index_dir)).embedder)
+def judge(index_dir: Path) -> SupportJudge:
+    return SupportJudge(RagService(make_settings(index_dir)).embedder)
 
 
 def llm_service(index_dir: Path, model: BaseChatModel, **kw: Any) -> RagService:
@@ -104,9 +115,16 @@ def llm_service(index_dir: Path, model: BaseChatModel, **kw: Any) -> RagService:
 # -- markers --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "numbers"),
-    [("a [1].", [(1,)]), ("a [1, 2].", [(1, 2)]), ("a [[3]].", [(3,)]), ("a 【2】.", [(2,)]),
-     ("a [1][2].", [(1,), (2,)]), ("a [Passage 4].", [(4,)]), ("a [2; 5] b", [(2, 5)]),
-     ("no [marker] here [x1]", [])],
+    [
+        ("a [1].", [(1,)]),
+        ("a [1, 2].", [(1, 2)]),
+        ("a [[3]].", [(3,)]),
+        ("a 【2】.", [(2,)]),
+        ("a [1][2].", [(1,), (2,)]),
+        ("a [Passage 4].", [(4,)]),
+        ("a [2; 5] b", [(2, 5)]),
+        ("no [marker] here [x1]", []),
+    ],
 )
 def test_marker_forms(text: str, numbers: list[tuple[int, ...]]) -> None:
     assert [m.numbers for m in find_markers(text)] == numbers
@@ -136,7 +154,11 @@ def test_markers_split_across_stream_chunks(piece: int) -> None:
 def test_sentences_keep_their_markers() -> None:
     drafts = split_cited("Talks were in Geneva [2]. Five chiefs spoke. [1][3] Nothing [8]. Plain.", 3)
     assert [(d.text, d.passages) for d in drafts] == [
-        ("Talks were in Geneva.", [1]), ("Five chiefs spoke.", [0, 2]), ("Nothing.", []), ("Plain.", [])]
+        ("Talks were in Geneva.", [1]),
+        ("Five chiefs spoke.", [0, 2]),
+        ("Nothing.", []),
+        ("Plain.", []),
+    ]
 
 
 # -- answers through the service ---------------------------------------------------------------
@@ -147,12 +169,13 @@ def test_fake_answer_is_verified_renumbered_and_attached(index_dir: Path) -> Non
         ps = passages_in(prompt)
         assert len(ps) >= 3, prompt
         # cites passage 3 first, an unknown number, an unsupported claim, and a true sentence with no marker
-        return (f"{first_sentence(ps[3])} [3][9]. {invented} [1]. {first_sentence(ps[2])}")
+        return f"{first_sentence(ps[3])} [3][9]. {invented} [1]. {first_sentence(ps[2])}"
 
     fake = ScriptedChatModel(script=script, piece=2)
     svc = llm_service(index_dir, fake)
-    events = list(svc.stream("What did European intelligence chiefs say about Russia and the talks in Geneva?",
-                             mode="llm"))
+    events = list(
+        svc.stream("What did European intelligence chiefs say about Russia and the talks in Geneva?", mode="llm")
+    )
     answer = events[-1][1]
     streamed = "".join(v for k, v in events if k == "text")
     assert fake.calls == 1 and not answer.refused and answer.mode == "llm"
@@ -228,8 +251,11 @@ def _settings(tmp_path: Path, **kw: Any) -> Any:
     [
         (connection_error(), True, ["http://127.0.0.1:9/v1", "RAG_LLM_BASE_URL", "--mode extractive"]),
         (openai.APITimeoutError(request=httpx.Request("POST", "http://x")), True, ["RAG_LLM_TIMEOUT"]),
-        (status_error(openai.AuthenticationError, 401, f"Incorrect API key provided: {FAKE_KEY}"), False,
-         ["OPENAI_API_KEY", "an API key is set", "--mode extractive"]),
+        (
+            status_error(openai.AuthenticationError, 401, f"Incorrect API key provided: {FAKE_KEY}"),
+            False,
+            ["OPENAI_API_KEY", "an API key is set", "--mode extractive"],
+        ),
         (status_error(openai.NotFoundError, 404, "model not found"), False, ["'tiny'", "RAG_LLM_MODEL"]),
         (status_error(openai.RateLimitError, 429, "slow down"), True, ["429"]),
         (status_error(openai.RateLimitError, 429, "quota", body={"code": "insufficient_quota"}), False, ["quota"]),
@@ -281,9 +307,11 @@ def _request(index_dir: Path, question: str) -> Request:
     return Request(question=question, standalone_question=question, passages=passages, mode="llm")
 
 
-def test_answerer_retries_then_answers(index_dir: Path, judge: InterimJudge, tmp_path: Path) -> None:
-    fake = ScriptedChatModel(script=lambda p: first_sentence(passages_in(p)[1]) + " [1]",
-                             errors=[status_error(openai.RateLimitError, 429), connection_error()])
+def test_answerer_retries_then_answers(index_dir: Path, judge: SupportJudge, tmp_path: Path) -> None:
+    fake = ScriptedChatModel(
+        script=lambda p: first_sentence(passages_in(p)[1]) + " [1]",
+        errors=[status_error(openai.RateLimitError, 429), connection_error()],
+    )
     sleeps: list[float] = []
     answerer = LLMAnswerer(fake, _settings(tmp_path), judge, sleep=sleeps.append)
     out = list(answerer.stream(_request(index_dir, "Where did the latest negotiations take place?")))
@@ -291,9 +319,10 @@ def test_answerer_retries_then_answers(index_dir: Path, judge: InterimJudge, tmp
     assert out[-1].citations and out[-1].sentences[0].supported  # type: ignore[union-attr]
 
 
-def test_failure_mid_stream_is_not_retried(index_dir: Path, judge: InterimJudge, tmp_path: Path) -> None:
-    fake = ScriptedChatModel(script=lambda p: "Some long answer that breaks off half way [1].",
-                             errors=[connection_error()], fail_after=2)
+def test_failure_mid_stream_is_not_retried(index_dir: Path, judge: SupportJudge, tmp_path: Path) -> None:
+    fake = ScriptedChatModel(
+        script=lambda p: "Some long answer that breaks off half way [1].", errors=[connection_error()], fail_after=2
+    )
     answerer = LLMAnswerer(fake, _settings(tmp_path), judge, sleep=lambda s: None)
     with pytest.raises(ModelError, match="Cannot reach"):
         list(answerer.stream(_request(index_dir, "Where did the latest negotiations take place?")))
@@ -311,7 +340,12 @@ def test_key_never_in_answer_json(index_dir: Path) -> None:
 def test_chat_model_built_from_settings(tmp_path: Path) -> None:
     m = build_chat_model(_settings(tmp_path, openai_api_key=FAKE_KEY, llm_temperature=0.3, llm_timeout=7))
     assert (m.model_name, m.openai_api_base, m.temperature, m.request_timeout, m.max_retries) == (  # type: ignore[attr-defined]
-        "tiny", "http://127.0.0.1:9/v1", 0.3, 7, 0)
+        "tiny",
+        "http://127.0.0.1:9/v1",
+        0.3,
+        7,
+        0,
+    )
     assert FAKE_KEY not in repr(m)
     default = build_chat_model(make_settings(tmp_path, openai_api_key=FAKE_KEY))
     assert default.openai_api_base == "https://api.openai.com/v1"  # type: ignore[attr-defined]

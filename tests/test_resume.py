@@ -81,8 +81,9 @@ def test_sigkill_then_resume_matches_clean_ingest(tmp_path: Path) -> None:
     # Kill part-way; if the kill landed before the first commit or after the last, try another point.
     data = tmp_path / "resumed"
     for fraction in (0.6, 0.8, 0.4, 0.9):
-        proc = subprocess.Popen(ingest_cmd(data, src), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=env(), cwd=tmp_path)
+        proc = subprocess.Popen(
+            ingest_cmd(data, src), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), cwd=tmp_path
+        )
         try:
             proc.wait(full * fraction)
         except subprocess.TimeoutExpired:

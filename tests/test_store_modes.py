@@ -35,7 +35,9 @@ def start_chroma(path: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen(
         [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -82,14 +84,22 @@ def settings_for(mode: str, data_dir: Path, request: pytest.FixtureRequest, **kw
 
 
 ARTICLES = [
-    {"id": "lighthouse", "title": "Keepers leave the last lighthouse", "published": "2025/03/02",
-     "text": "The last staffed lighthouse on the Vardø coast was automated on Monday. Its two keepers, "
-             "Ingrid Solheim and Per Aas, had tended the lamp for thirty-one years. The coastal authority said "
-             "the automation cost 4.2 million kroner and would cut maintenance visits to four a year."},
-    {"id": "orchard", "title": "Frost spares the pear orchards", "published": "2025/04/11",
-     "text": "Growers in the Hardanger valley said a late frost spared most pear orchards this spring. "
-             "Wind machines ran through the night of April 9, and the cooperative expects a harvest of "
-             "1,800 tonnes, close to last year's record."},
+    {
+        "id": "lighthouse",
+        "title": "Keepers leave the last lighthouse",
+        "published": "2025/03/02",
+        "text": "The last staffed lighthouse on the Vardø coast was automated on Monday. Its two keepers, "
+        "Ingrid Solheim and Per Aas, had tended the lamp for thirty-one years. The coastal authority said "
+        "the automation cost 4.2 million kroner and would cut maintenance visits to four a year.",
+    },
+    {
+        "id": "orchard",
+        "title": "Frost spares the pear orchards",
+        "published": "2025/04/11",
+        "text": "Growers in the Hardanger valley said a late frost spared most pear orchards this spring. "
+        "Wind machines ran through the night of April 9, and the cooperative expects a harvest of "
+        "1,800 tonnes, close to last year's record.",
+    },
 ]
 
 
@@ -123,8 +133,10 @@ def test_ingest_ask_update_delete(mode: str, tmp_path: Path, request: pytest.Fix
     assert upd.updated == 1 and upd.unchanged == 2
     texts = [p.text for p in again.retriever.retrieve("keepers tended the lamp years", 5, method="bm25")]
     assert any("forty-four" in t for t in texts) and not any("thirty-one" in t for t in texts)
-    assert again.store.count() == sum(len(again.store.chunks.get(where={"article_id": aid})["ids"])
-                                      for aid in ("lighthouse", "orchard", *_seed_ids(again)))
+    assert again.store.count() == sum(
+        len(again.store.chunks.get(where={"article_id": aid})["ids"])
+        for aid in ("lighthouse", "orchard", *_seed_ids(again))
+    )
 
     assert again.delete_article("orchard") > 0
     assert again.get_article("orchard") is None
@@ -178,8 +190,14 @@ def test_cli_reports_a_down_server_in_one_line(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_CHROMA_HOST="127.0.0.1", RAG_CHROMA_PORT=str(port), RAG_DATA_DIR=str(tmp_path / "d"))
-    out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "anything?"], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ask", "anything?"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "Traceback" not in out.stderr
@@ -231,15 +249,29 @@ def test_token_is_sent_as_bearer_header(chroma_server: int, tmp_path: Path, requ
     port = proxy.server_address[1]
     try:
         collection = f"t-{uuid.uuid4().hex[:12]}"
-        ok = RagService(make_settings(tmp_path / "ok", chroma_host="127.0.0.1", chroma_port=port,
-                                      chroma_token="s3cret-token", collection=collection))
+        ok = RagService(
+            make_settings(
+                tmp_path / "ok",
+                chroma_host="127.0.0.1",
+                chroma_port=port,
+                chroma_token="s3cret-token",
+                collection=collection,
+            )
+        )
         ok.ingest([write_jsonl(tmp_path / "n.jsonl", ARTICLES)])
         assert any(c.article_id == "orchard" for c in ok.ask("How many tonnes of pears are expected?").citations)
         assert handler.seen and all(h == "Bearer s3cret-token" for h in handler.seen)
 
         for token in (None, "wrong"):
-            bad = RagService(make_settings(tmp_path / f"bad-{token}", chroma_host="127.0.0.1", chroma_port=port,
-                                           chroma_token=token, collection=collection))
+            bad = RagService(
+                make_settings(
+                    tmp_path / f"bad-{token}",
+                    chroma_host="127.0.0.1",
+                    chroma_port=port,
+                    chroma_token=token,
+                    collection=collection,
+                )
+            )
             with pytest.raises(RagIndexError) as err:
                 bad.ask("How many tonnes of pears are expected?")
             assert f"127.0.0.1:{port}" in err.value.user_message and "RAG_CHROMA_TOKEN" in err.value.user_message

@@ -194,8 +194,11 @@ def test_unsupported_sentences_carry_a_visible_warning() -> None:
 
     at = AppTest.from_function(_render_llm_answer)
     at.session_state["answer"] = Answer(
-        question="q", standalone_question="q", answer="Russia wants relief [1]. It plans a moon base [1].",
-        refused=False, mode="llm",
+        question="q",
+        standalone_question="q",
+        answer="Russia wants relief [1]. It plans a moon base [1].",
+        refused=False,
+        mode="llm",
         sentences=[
             Sentence("Russia wants relief [1].", [1]),
             Sentence("It plans a moon base [1].", [1], supported=False),
@@ -237,8 +240,12 @@ def test_sidebar_offers_llm_only_when_configured(monkeypatch: pytest.MonkeyPatch
 
 def test_model_error_offers_an_offline_answer(monkeypatch: pytest.MonkeyPatch, indexed_dir: Path) -> None:
     _env(
-        monkeypatch, indexed_dir, RAG_LLM_BASE_URL=f"http://127.0.0.1:{_closed_port()}/v1",
-        RAG_LLM_TIMEOUT="3", RAG_LLM_MAX_RETRIES="0", RAG_MODE="llm",
+        monkeypatch,
+        indexed_dir,
+        RAG_LLM_BASE_URL=f"http://127.0.0.1:{_closed_port()}/v1",
+        RAG_LLM_TIMEOUT="3",
+        RAG_LLM_MAX_RETRIES="0",
+        RAG_MODE="llm",
     )
     at = AppTest.from_file(APP, default_timeout=90).run()
     assert at.sidebar.radio[0].value == "llm"
@@ -313,20 +320,47 @@ def _write_report(data_dir: Path) -> None:
         "dataset": "golden",
         "mode": "extractive",
         "n": 3,
-        "metrics": {"retrieval_recall_at_5": 0.9, "answer_key_fact_recall": 0.55, "refusal_accuracy": 1.0,
-                    "latency_p50_ms": 120.0},
-        "baseline": {"retrieval_recall_at_5": 0.85, "answer_key_fact_recall": 0.7, "refusal_accuracy": 1.0,
-                     "latency_p50_ms": 110.0},
+        "metrics": {
+            "retrieval_recall_at_5": 0.9,
+            "answer_key_fact_recall": 0.55,
+            "refusal_accuracy": 1.0,
+            "latency_p50_ms": 120.0,
+        },
+        "baseline": {
+            "retrieval_recall_at_5": 0.85,
+            "answer_key_fact_recall": 0.7,
+            "refusal_accuracy": 1.0,
+            "latency_p50_ms": 110.0,
+        },
         "regressions": ["answer_key_fact_recall"],
         "metrics_by_split": {"dev": {"answer_key_fact_recall": 0.6}, "test": {"answer_key_fact_recall": 0.5}},
     }
     (latest / "summary.json").write_text(json.dumps(summary))
     items = [
-        {"id": "g1", "kind": "factoid", "split": "dev", "question": "Who won?", "answer": "Nobody [1]",
-         "refused": False, "citations": [{"n": 1, "title": "Match report", "quote": "Nobody won the match."}],
-         "metrics": {"answer_key_fact_recall": 0.0}, "passed": False, "failures": ["key fact missing: 'Alice'"]},
-        {"id": "g2", "kind": "unanswerable", "split": "test", "question": "Cake?", "answer": "",
-         "refused": True, "citations": [], "metrics": {"refusal_accuracy": 1.0}, "passed": True, "failures": []},
+        {
+            "id": "g1",
+            "kind": "factoid",
+            "split": "dev",
+            "question": "Who won?",
+            "answer": "Nobody [1]",
+            "refused": False,
+            "citations": [{"n": 1, "title": "Match report", "quote": "Nobody won the match."}],
+            "metrics": {"answer_key_fact_recall": 0.0},
+            "passed": False,
+            "failures": ["key fact missing: 'Alice'"],
+        },
+        {
+            "id": "g2",
+            "kind": "unanswerable",
+            "split": "test",
+            "question": "Cake?",
+            "answer": "",
+            "refused": True,
+            "citations": [],
+            "metrics": {"refusal_accuracy": 1.0},
+            "passed": True,
+            "failures": [],
+        },
     ]
     (latest / "items.jsonl").write_text("\n".join(json.dumps(i) for i in items) + "\n")
 

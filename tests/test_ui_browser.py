@@ -23,8 +23,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 RUSSIA = "What does Russia want?"
 TULIP_Q = "How many tulip bulbs did the Lisse growers harvest?"
@@ -74,10 +80,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = root / "streamlit.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "ui" / "app.py"), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(REPO / "ui" / "app.py"),
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--browser.gatherUsageStats",
+                "false",
+                "--client.toolbarMode",
+                "minimal",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -163,7 +188,7 @@ def test_article_markup_neither_runs_nor_links(browser: Browser, server: str) ->
     whole = page.locator(".rag-article").first
     whole.wait_for(state="visible", timeout=WAIT_MS)
     assert "<script>window.__xss = 1</script>" in whole.inner_text()
-    links = page.locator("a[href*=\"evil.example\"]")
+    links = page.locator('a[href*="evil.example"]')
     assert links.count() == 0, [links.nth(i).evaluate("e => e.parentElement.outerHTML") for i in range(links.count())]
     assert page.locator(".rag-article script, .rag-article img").count() == 0
     assert page.evaluate("() => window.__xss === undefined")
