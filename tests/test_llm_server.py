@@ -101,11 +101,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def svc(server: Server, tmp_path_factory: pytest.TempPathFactory) -> RagService:
+def llm_service(data_dir: Path, base_url: str) -> RagService:
+    """The seed corpus ingested under data_dir, answering with the local server's model."""
     settings = make_settings(
-        tmp_path_factory.mktemp("llm-index"),
-        llm_base_url=server.base_url,
+        data_dir,
+        llm_base_url=base_url,
         openai_api_key="anything",
         llm_model=MODEL,
         llm_timeout=300,
@@ -115,6 +115,11 @@ def svc(server: Server, tmp_path_factory: pytest.TempPathFactory) -> RagService:
     service = RagService(settings)
     service.ingest([CORPUS])
     return service
+
+
+@pytest.fixture(scope="module")
+def svc(server: Server, tmp_path_factory: pytest.TempPathFactory) -> RagService:
+    return llm_service(tmp_path_factory.mktemp("llm-index"), server.base_url)
 
 
 def check_citations(svc: RagService, a: Answer) -> None:
@@ -180,17 +185,7 @@ def test_followup_rewritten_with_context(svc: RagService, server: Server) -> Non
 
 def test_stopped_server_gives_a_clear_error(tmp_path: Path) -> None:
     server = start_server(tmp_path / "server.log")
-    settings = make_settings(
-        tmp_path / "data",
-        llm_base_url=server.base_url,
-        openai_api_key="anything",
-        llm_model=MODEL,
-        llm_timeout=300,
-        llm_max_retries=1,
-        top_k=3,
-    )
-    service = RagService(settings)
-    service.ingest([CORPUS])
+    service = llm_service(tmp_path / "data", server.base_url)
     try:
         assert service.ask("Where did the latest round of negotiations take place?", mode="llm").mode == "llm"
     finally:
