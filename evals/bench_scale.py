@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,15 @@ TIERS = (500, 2000, 5386)
 BASELINE_TIER = 2000
 K = 5
 METHODS = ("dense", "bm25", "hybrid")
+
+
+def git_commit() -> str:
+    """The commit that measured a tier (tiers of one index may be measured by different runs)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+    except OSError:
+        return ""
 
 
 def log(msg: str) -> None:
@@ -203,9 +213,10 @@ def render(results: list[dict[str, Any]], baseline: dict[str, Any] | None, setti
         "",
         md_table(
             ["articles", "chunks added", "ingest s", "chunks/s", "raw model chunks/s", "ratio", "BM25 rebuild s",
-             "no-op re-ingest s", "no-op / full", "index MiB", "peak RSS MiB"],
+             "no-op re-ingest s", "no-op / full", "index MiB", "peak RSS MiB", "load (1 min)", "commit"],
             [[r["tier"], r["chunks_added"], r["ingest_s"], r["chunks_per_s"], r["raw_chunks_per_s"], r["ratio"],
-              r["bm25_rebuild_s"], r["noop_s"], r["noop_share"], r["index_mb"], r["peak_rss_mb"]] for r in results],
+              r["bm25_rebuild_s"], r["noop_s"], r["noop_share"], r["index_mb"], r["peak_rss_mb"],
+              r.get("load1", ""), r.get("commit", "")] for r in results],
         ),
         "",
         md_table(
@@ -272,16 +283,22 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.data_dir, ignore_errors=True)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     results_path = args.data_dir / "tiers.json"
+    baseline_path = args.data_dir / "langchain-plain.json"
+    # Tiers measured by earlier runs are kept (and shown) unless this run measures them again.
     previous: dict[int, dict[str, Any]] = {}
-    if results_path.exists() and not args.fresh:
-        previous = {r["tier"]: r for r in json.loads(results_path.read_text())}
+    baseline: dict[str, Any] | None = None
+    if not args.fresh:
+        if results_path.exists():
+            previous = {r["tier"]: r for r in json.loads(results_path.read_text())}
+        if baseline_path.exists():
+            baseline = json.loads(baseline_path.read_text())
     questions = load_questions(datasets / QUESTIONS)
     latency_qs = [q.question for q in questions[: args.questions]]
     embedder = LocalMiniLMEmbeddings()
-    results: list[dict[str, Any]] = []
-    baseline: dict[str, Any] | None = None
+    measured: dict[int, dict[str, Any]] = dict(previous)
     prev_tier = 0
     for tier in [t for t in args.tiers if t <= args.stop_at]:
+        prev_tier = max([t for t in measured if t < tier], default=0)
         log(f"== tier {tier} articles: ingest")
         ing = ingest_tier(settings, path, tier, embedder)
         if ing["chunks_added"] == 0 and tier in previous:
@@ -297,26 +314,29 @@ def main(argv: list[str] | None = None) -> int:
         counted = counted_questions(datasets, questions, tier)
         log(f"== tier {tier}: queries ({len(latency_qs)} for latency, {len(counted)} for recall)")
         q = measure_queries(svc, latency_qs, counted)
-        ingest_total = sum(r["ingest_s"] for r in results) + ing["ingest_s"]
+        ingest_total = sum(r["ingest_s"] for t, r in measured.items() if t < tier) + ing["ingest_s"]
         row = {
             "tier": tier, **ing, "raw_chunks_per_s": raw, "ratio": ing["chunks_per_s"] / raw if raw else 0.0, **noop,
             "ingest_total_s": ingest_total, "noop_share": noop["noop_s"] / ingest_total if ingest_total else 0.0,
             "chunks_total": svc.store.count(),
             "index_mb": dir_size_mb(args.data_dir / "chroma") + dir_size_mb(args.data_dir / "bm25"),
             "n_counted": len(counted), **q, "peak_rss_mb": peak_rss_mb(),
+            "load1": os.getloadavg()[0], "commit": git_commit(),
         }
-        results.append(row)
+        measured = {t: r for t, r in measured.items() if t <= tier} | {tier: row}
         log(json.dumps(row, indent=1))
-        results_path.write_text(json.dumps([*results, *[r for t, r in previous.items() if t > tier]], indent=1))
+        results_path.write_text(json.dumps([measured[t] for t in sorted(measured)], indent=1))
         if tier in args.baseline_at:
             log(f"== tier {tier}: plain LangChain pipeline")
             baseline = langchain_baseline(
                 datasets, args.data_dir / "langchain-plain", tier, embedder, latency_qs, counted)
             baseline["peak_rss_mb"] = peak_rss_mb()
             baseline["tier"] = tier
+            baseline_path.write_text(json.dumps(baseline, indent=1))
             log(json.dumps(baseline, indent=1))
+        results = [measured[t] for t in sorted(measured)]
         write_section("bench-scale", render(results, baseline, settings))
-        prev_tier = tier
+    results = [measured[t] for t in sorted(measured)]
     text = render(results, baseline, settings)
     print(text)
     print(f"\npeak RSS of this process: {peak_rss_mb():.0f} MiB")

@@ -186,6 +186,42 @@ def test_server_that_goes_away_mid_session(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port}" in err.value.user_message
 
 
+def test_server_lost_mid_ingest_then_resumed(tmp_path: Path) -> None:
+    """A write that fails on the write-behind thread surfaces as the ingest's error; a re-run completes it."""
+    records = [
+        {"id": f"n{i:03d}", "title": f"Harbour note {i}", "text": f"Ferry {i} left the harbour at {i % 24:02d}:15. "
+         f"It carried {i * 3} passengers to island number {i}."}
+        for i in range(300)
+    ]
+    src = write_jsonl(tmp_path / "notes.jsonl", records)
+    proc, port = start_chroma(tmp_path / "srv")
+    committed: list[int] = []
+
+    def progress(done: int, chunks: int) -> None:
+        if chunks and not committed:  # the first batch is written: the server goes away
+            committed.append(chunks)
+            stop(proc)
+
+    try:
+        svc = RagService(make_settings(tmp_path / "d", chroma_host="127.0.0.1", chroma_port=port))
+        with pytest.raises(RagIndexError) as err:
+            svc.ingest([src], progress=progress)
+        assert f"127.0.0.1:{port}" in err.value.user_message
+        assert committed and committed[0] < len(records)
+    finally:
+        stop(proc)
+    proc, port = start_chroma(tmp_path / "srv")
+    try:
+        svc = RagService(make_settings(tmp_path / "d", chroma_host="127.0.0.1", chroma_port=port))
+        report = svc.ingest([src])
+        assert report.added + report.unchanged == len(records)
+        assert report.unchanged >= 1  # the first batch was committed before the server went away
+        assert svc.store.article_count() == len(records)
+        assert svc.store.count() == len(records)  # one chunk each: no duplicate, none missing
+    finally:
+        stop(proc)
+
+
 def test_cli_reports_a_down_server_in_one_line(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
