@@ -25,6 +25,10 @@ Method = Literal["dense", "bm25", "hybrid"]
 RRF_K = 60
 
 
+IDF_PRIOR_CHUNKS = 1000  # pseudo-chunks of the IDF prior (see BM25Index.idf)
+IDF_PRIOR_DF = 0.01  # the prior's document frequency of any term
+
+
 def _bm25s():  # type: ignore[no-untyped-def]
     import bm25s
 
@@ -120,9 +124,15 @@ class BM25Index:
 
     # -- queries ----------------------------------------------------------------------
     def idf(self, term: str) -> float:
+        """Term weight for the answerer, smoothed toward a prior so a tiny corpus gives sane weights.
+
+        The prior is IDF_PRIOR_CHUNKS pseudo-chunks in which every term has document frequency
+        IDF_PRIOR_DF: with one article (a handful of chunks) a word in every chunk is not treated as
+        worthless, nor a word in none as decisive; at thousands of chunks the corpus dominates.
+        """
         self._ensure()
-        n = max(len(self._ids), 1)
-        df = self._df.get(term, 0)
+        n = len(self._ids) + IDF_PRIOR_CHUNKS
+        df = self._df.get(term, 0) + IDF_PRIOR_CHUNKS * IDF_PRIOR_DF
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
     def search(self, query: str, n: int) -> list[tuple[str, float]]:

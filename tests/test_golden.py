@@ -16,8 +16,6 @@ ITEMS = load_golden()
 KNOWN = {
     "corpus": {
         "s05": "the contrast sentence ranks below the lead paragraph",
-        "f07": "one-article IDF lowers the gate statistic (0.531) below the threshold fitted with distractors",
-        "fu05": "one-article IDF lowers the gate statistic (0.513) below the threshold fitted with distractors",
     },
     "distractors": {
         "s05": "the contrast sentence ranks below the lead paragraph",
