@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     latency_qs = [q.question for q in questions[: args.questions]]
     embedder = LocalMiniLMEmbeddings()
     measured: dict[int, dict[str, Any]] = dict(previous)
-    prev_tier = 0
+    results = [measured[t] for t in sorted(measured)]
     for tier in [t for t in args.tiers if t <= args.stop_at]:
         prev_tier = max([t for t in measured if t < tier], default=0)
         log(f"== tier {tier} articles: ingest")
@@ -324,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             "load1": os.getloadavg()[0], "commit": git_commit(),
         }
         measured = {t: r for t, r in measured.items() if t <= tier} | {tier: row}
+        results = [measured[t] for t in sorted(measured)]
         log(json.dumps(row, indent=1))
-        results_path.write_text(json.dumps([measured[t] for t in sorted(measured)], indent=1))
+        results_path.write_text(json.dumps(results, indent=1))
         if tier in args.baseline_at:
             log(f"== tier {tier}: plain LangChain pipeline")
             baseline = langchain_baseline(
@@ -334,9 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline["tier"] = tier
             baseline_path.write_text(json.dumps(baseline, indent=1))
             log(json.dumps(baseline, indent=1))
-        results = [measured[t] for t in sorted(measured)]
         write_section("bench-scale", render(results, baseline, settings))
-    results = [measured[t] for t in sorted(measured)]
     text = render(results, baseline, settings)
     print(text)
     print(f"\npeak RSS of this process: {peak_rss_mb():.0f} MiB")

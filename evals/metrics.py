@@ -145,24 +145,29 @@ def _answerable(item: ItemResult) -> bool:
     return not item.refuse and bool(item.evidence)
 
 
+def _relevance(item: ItemResult) -> list[bool] | None:
+    """Which retrieved passages hold the gold evidence (None for items without evidence)."""
+    if not _answerable(item):
+        return None
+    return [passage_relevant(c, item.evidence) for c in item.contexts]
+
+
 @dataclass
 class RetrievalRecall(Metric):
     k: int = 5
     name: ClassVar[str] = "retrieval_recall_at_k"
 
     def score(self, item: ItemResult) -> float | None:
-        if not _answerable(item):
-            return None
-        return recall_at_k([passage_relevant(c, item.evidence) for c in item.contexts], self.k)
+        rel = _relevance(item)
+        return None if rel is None else recall_at_k(rel, self.k)
 
 
 class RetrievalMRR(Metric):
     name = "retrieval_mrr"
 
     def score(self, item: ItemResult) -> float | None:
-        if not _answerable(item):
-            return None
-        return reciprocal_rank([passage_relevant(c, item.evidence) for c in item.contexts])
+        rel = _relevance(item)
+        return None if rel is None else reciprocal_rank(rel)
 
 
 @dataclass
@@ -171,9 +176,8 @@ class RetrievalNDCG(Metric):
     name: ClassVar[str] = "retrieval_ndcg"
 
     def score(self, item: ItemResult) -> float | None:
-        if not _answerable(item):
-            return None
-        return ndcg_at_k([passage_relevant(c, item.evidence) for c in item.contexts], self.k)
+        rel = _relevance(item)
+        return None if rel is None else ndcg_at_k(rel, self.k)
 
 
 class KeyFactRecall(Metric):

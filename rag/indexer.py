@@ -112,8 +112,7 @@ class Indexer:
         # embedded (the write waits on Chroma's I/O, about a tenth of the ingest otherwise). At most
         # one batch is in flight and batches are written in order, so the commit order is unchanged.
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-ingest-write")
-        inflight: Future[None] | None = None
-        inflight_batch: list[tuple[Article, list[Chunk], bool]] = []
+        inflight: tuple[Future[None], list[tuple[Article, list[Chunk], bool]]] | None = None
 
         def mark_dirty() -> None:
             # Bump the revision before the first write too: caches keyed on the old one are stale
@@ -125,11 +124,10 @@ class Indexer:
 
         def settle() -> None:
             """Wait for the batch in flight; count it once it is committed (re-raises its error)."""
-            nonlocal inflight, inflight_batch
+            nonlocal inflight
             if inflight is None:
                 return
-            future, batch = inflight, inflight_batch
-            inflight, inflight_batch = None, []
+            (future, batch), inflight = inflight, None
             future.result()
             for article, cs, is_update in batch:
                 report.chunks_added += len(cs)
@@ -142,7 +140,7 @@ class Indexer:
                 progress(done, report.chunks_added)
 
         def flush() -> None:
-            nonlocal pending, pending_chunks, inflight, inflight_batch
+            nonlocal pending, pending_chunks, inflight
             if not pending:
                 return
             chunks = [c for _, cs, _ in pending for c in cs]
@@ -154,8 +152,7 @@ class Indexer:
             settle()
             mark_dirty()
             items = [(a, cs) for a, cs, _ in pending]
-            inflight = writer.submit(self.store.add_articles, items, vectors, svecs)
-            inflight_batch = pending
+            inflight = writer.submit(self.store.add_articles, items, vectors, svecs), pending
             pending, pending_chunks = [], 0
 
         try:
