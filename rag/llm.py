@@ -324,19 +324,15 @@ class LLMCondenser:
             [("system", load_prompt("condense_system")), ("human", load_prompt("condense_user"))]
         )
         self.runnable = prompt | model
-        self.last_source = ""  # "llm" | "offline" | "none": which rewrite the last call used
 
     def __call__(self, question: str, history: list[Turn]) -> str:
         if not history:
-            self.last_source = "none"
             return question
         inputs = {"history": format_history(history), "question": question}
         message: BaseMessage = call_with_retries(lambda: self.runnable.invoke(inputs), self.settings, self.sleep)
         rewrite = clean_rewrite(_text(message))
         if self._acceptable(question, rewrite, history):
-            self.last_source = "llm"
             return rewrite
-        self.last_source = "offline"
         return offline_condense(question, history)
 
     def _acceptable(self, question: str, rewrite: str, history: list[Turn]) -> bool:
