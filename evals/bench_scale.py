@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from evals.benchutil import cpu_note, dir_size_mb, latencies_ms, md_table, peak_rss_mb, percentile, write_section
-from evals.realtimeqa import ARTICLES, QUESTIONS, RtqaQuestion, contains_answer, iter_articles, load_questions
+from evals.realtimeqa import (
+    ARTICLES,
+    QUESTIONS,
+    RtqaQuestion,
+    contains_answer,
+    is_short,
+    iter_articles,
+    load_questions,
+)
+from evals.retrieval import eligible_questions
 from rag import Chunker, LocalMiniLMEmbeddings, RagService, Settings
 
 TIERS = (500, 2000, 5386)
@@ -47,17 +56,10 @@ def log(msg: str) -> None:
 
 # -- the questions a tier can answer (the contracts' rule) ---------------------------
 def counted_questions(datasets: Path, questions: list[RtqaQuestion], n_articles: int) -> list[RtqaQuestion]:
-    """Questions with an indexed search-result article that contains the answer."""
-    wanted: dict[str, list[int]] = {}
-    for i, q in enumerate(questions):
-        for aid in q.search_result_ids:
-            wanted.setdefault(aid, []).append(i)
-    ok: set[int] = set()
-    for rec in iter_articles(datasets, n_articles):
-        for i in wanted.get(str(rec["id"]), []):
-            if i not in ok and contains_answer(rec["text"], questions[i].answer):
-                ok.add(i)
-    return [questions[i] for i in sorted(ok)]
+    """Questions with an indexed search-result article that contains the answer (as `rag eval retrieval`)."""
+    wanted = {aid for q in questions for aid in q.search_result_ids}
+    texts = {str(r["id"]): r["text"] for r in iter_articles(datasets, n_articles) if str(r["id"]) in wanted}
+    return [rq.question for rq in eligible_questions(questions, texts)]
 
 
 def recall(retrieve: Any, questions: list[RtqaQuestion]) -> tuple[float, float, float]:
@@ -68,7 +70,7 @@ def recall(retrieve: Any, questions: list[RtqaQuestion]) -> tuple[float, float, 
         hit = any(contains_answer(t, q.answer) for t in texts)
         hits += hit
         chars += sum(len(t) for t in texts)
-        if len(q.answer.split()) == 1:
+        if is_short(q.answer):
             n_short += 1
             short_hits += hit
     n = max(len(questions), 1)
