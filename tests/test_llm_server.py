@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -83,15 +84,45 @@ def start_server(log: Path) -> Server:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+            _died(server, "while starting")
         try:
             with urllib.request.urlopen(f"{server.base_url}/models", timeout=2) as r:
                 if r.status == 200:
+                    _smoke(server)
                     return server
         except OSError:
             time.sleep(0.3)
     server.stop()
-    raise RuntimeError(f"llama_cpp.server did not start in 120 s:\n{log.read_text()[-2000:]}")
+    pytest.fail(f"llama_cpp.server did not start in 120 s; last log lines: {_tail(log)}", pytrace=False)
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+
+
+def _died(server: Server, when: str) -> None:
+    code = server.proc.wait(5)
+    hint = " (SIGSEGV: a llama-cpp-python build for another CPU? `rm -rf .venv` and `make llm-deps`)" if code in (
+        139, -11) else ""
+    pytest.fail(f"llama_cpp.server exited with {code} {when}{hint}; last log lines: {_tail(server.log)}",
+                pytrace=False)
+
+
+def _smoke(server: Server) -> None:
+    """One real chat completion before any test: /v1/models answering proves little (a bad build dies here)."""
+    body = json.dumps({"model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": "Say hi."}]})
+    req = urllib.request.Request(f"{server.base_url}/chat/completions", data=body.encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            reply = json.load(r)
+    except OSError as exc:
+        if server.proc.poll() is not None:
+            _died(server, "on its first chat completion")
+        server.stop()
+        pytest.fail(f"llama_cpp.server failed its first chat completion ({exc}); last log lines: {_tail(server.log)}",
+                    pytrace=False)
+    assert reply["choices"][0]["message"]["content"] is not None, reply
 
 
 @pytest.fixture(scope="module")
