@@ -5,6 +5,7 @@ from __future__ import annotations
 from rag.answer import Calibration
 from rag.chunking import Chunker
 from rag.config import Settings, get_settings
+from rag.dates import make_filter, parse_date
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import AnswerFormatError, ConfigError, CorpusError, ModelError, QuestionError, RagError, RagIndexError
 from rag.feedback import read_feedback, record_feedback
@@ -12,7 +13,7 @@ from rag.indexer import IngestReport, count_articles
 from rag.judge import FEATURES as JUDGE_FEATURES
 from rag.judge import JudgeParams, SupportJudge
 from rag.service import RagService
-from rag.types import Answer, Article, Citation, Passage, Sentence, Turn
+from rag.types import Answer, Article, Citation, DateFilter, Passage, Sentence, Turn
 
 __all__ = [
     "JUDGE_FEATURES",
@@ -24,6 +25,7 @@ __all__ = [
     "Citation",
     "ConfigError",
     "CorpusError",
+    "DateFilter",
     "IngestReport",
     "JudgeParams",
     "LocalMiniLMEmbeddings",
@@ -39,6 +41,8 @@ __all__ = [
     "Turn",
     "count_articles",
     "get_settings",
+    "make_filter",
+    "parse_date",
     "read_feedback",
     "record_feedback",
 ]

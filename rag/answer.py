@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.dates import iso_date
 from rag.text import jaccard, terms
 from rag.types import Citation, Passage, Sentence
 
@@ -165,7 +166,7 @@ def make_citation(n: int, p: Passage, start: int, end: int) -> Citation:
         title=str(m.get("title", "")),
         title_derived=bool(m.get("title_derived", False)),
         source=str(m.get("source", "")),
-        published=str(m.get("published", "")),
+        published=iso_date(m.get("published")),
         url=str(m.get("url", "")),
         quote=p.text[start - p.start : end - p.start],
         start=start,

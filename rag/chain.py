@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,8 +18,9 @@ from rag import answer as extractive
 from rag.answer import REFUSAL_TEXT, Calibration
 from rag.chunking import split_sentences
 from rag.condense import condense
+from rag.dates import wants_recency
 from rag.retrieve import HybridRetriever, Method
-from rag.types import Answer, Passage, Turn
+from rag.types import Answer, DateFilter, Passage, Turn
 
 
 class PassageRetriever(BaseRetriever):
@@ -47,6 +49,9 @@ class Request:
     k: int = 5
     mode: str = "extractive"
     method: Method = "hybrid"
+    dates: DateFilter | None = None  # publication-day filter for both retrievers
+    recency_ref: date | None = None  # "latest"-style questions get a recency prior relative to this day
+    refusal_note: str = ""  # appended to a refusal (e.g. what the date filter left)
     standalone_question: str = ""
     query_vector: np.ndarray | None = None
     passages: list[Passage] = field(default_factory=list)
@@ -126,6 +131,8 @@ class RagChain:
             method=req.method,
             query_vector=req.query_vector,
             timer=lambda name, ms: req.timings_ms.__setitem__(f"retrieve_{name}", ms),
+            dates=req.dates,
+            recency=req.recency_ref if wants_recency(req.standalone_question) else None,
         )
         req.timings_ms["retrieve"] = (time.perf_counter() - t) * 1000
         return req
@@ -151,7 +158,10 @@ class RagChain:
             return self.prepare.invoke(req)
         best: Request | None = None
         for part in parts:
-            sub = Request(question=part, history=req.history, k=req.k, mode=req.mode, method=req.method)
+            sub = Request(
+                question=part, history=req.history, k=req.k, mode=req.mode, method=req.method,
+                dates=req.dates, recency_ref=req.recency_ref,
+            )
             self.prepare.invoke(sub)
             for name, ms in sub.timings_ms.items():
                 req.timings_ms[name] = req.timings_ms.get(name, 0.0) + ms
@@ -173,16 +183,17 @@ class RagChain:
         yield "step", ("retrieve", req.timings_ms["retrieve"])
         t = time.perf_counter()
         if self.refused(req):
+            refusal = f"{REFUSAL_TEXT} {req.refusal_note}" if req.refusal_note else REFUSAL_TEXT
             final = Answer(
                 question=req.question,
                 standalone_question=req.standalone_question,
-                answer=REFUSAL_TEXT,
+                answer=refusal,
                 refused=True,
                 mode=req.mode,
                 contexts=req.passages,
                 relevance=req.relevance,
             )
-            yield "text", REFUSAL_TEXT
+            yield "text", refusal
         else:
             produced: Answer | None = None
             for piece in self.answerers[req.mode].stream(req):

@@ -28,6 +28,8 @@ class IngestReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    undated: list[Skipped] = field(default_factory=list)  # added/updated articles with no parseable date
+    dates_added: int = 0  # unchanged articles stored before dates were, given their date now
     embed_seconds: float = 0.0
 
     @property
@@ -44,6 +46,8 @@ class IngestReport:
             },
             "chunks": {"added": self.chunks_added, "removed": self.chunks_removed},
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "undated": [{"path": s.path, "reason": s.reason} for s in self.undated],
+            "dates_added": self.dates_added,
         }
 
 
@@ -155,6 +159,16 @@ class Indexer:
             inflight = writer.submit(self.store.add_articles, items, vectors, svecs), pending
             pending, pending_chunks = [], 0
 
+        to_date: list[Article] = []
+
+        def add_dates() -> None:
+            nonlocal to_date
+            if to_date:
+                mark_dirty()
+                self.store.set_dates(to_date)
+                report.dates_added += len(to_date)
+                to_date = []
+
         try:
             for article in self._articles(paths, report.skipped):
                 if limit is not None and done >= limit:
@@ -167,9 +181,15 @@ class Indexer:
                 old = known.get(article.article_id)
                 if old is not None and old.get("content_hash") == article.content_hash:
                     report.unchanged += 1
+                    if "published_day" not in old:  # stored before dates were: add them, no re-embedding
+                        to_date.append(article)
+                        if len(to_date) >= 200:
+                            add_dates()
                     if progress and done % 50 == 0:
                         progress(done, report.chunks_added)
                     continue
+                if not article.published:
+                    report.undated.append(Skipped(_where(article), _undated_reason(article)))
                 chunks = self.chunker.split(article)
                 pending.append((article, chunks, old is not None))
                 pending_chunks += len(chunks)
@@ -177,6 +197,7 @@ class Indexer:
                     flush()
             flush()
             settle()
+            add_dates()
         finally:
             writer.shutdown(wait=True)  # an interrupted run still finishes (commits) the batch in flight
         if sync:
@@ -199,3 +220,15 @@ class Indexer:
                 yield from load_articles(f, skipped)
             except CorpusError as exc:
                 skipped.append(Skipped(exc.path, exc.problem))
+
+
+def _where(article: Article) -> str:
+    """The file (and record id, for JSON records) an article came from, for warnings."""
+    path = article.source_path
+    return f"{path} ({article.article_id})" if suffix_of(Path(path)) in (".json", ".jsonl", ".jsonl.gz") else path
+
+
+def _undated_reason(article: Article) -> str:
+    if article.published_raw.strip():
+        return f"undated: publication date {article.published_raw.strip()[:60]!r} is not a date it can read"
+    return "undated: no publication date in its metadata or dateline"

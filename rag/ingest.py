@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from rag.dates import dateline_date, parse_date
 from rag.errors import CorpusError
 from rag.types import Article
 
@@ -105,18 +106,20 @@ def make_article(article_id: str, text: str, meta: dict[str, Any], source_path: 
     source = meta.get("source") or meta.get("sitename") or found.get("source")
     if not source and url:
         source = urlparse(url).netloc.removeprefix("www.")
-    published = meta.get("published") or meta.get("date") or ""
+    raw_date = meta.get("published") or meta.get("date")
+    day = parse_date(raw_date) or dateline_date(text)
     return Article(
         article_id=article_id,
         text=text,
         title=title or derive_title(text),
         title_derived=not title,
         source=str(source or ""),
-        published=str(published),
+        published=day.isoformat() if day else "",
         url=url,
         author=str(author or found.get("author") or ""),
         source_path=source_path,
         content_hash=content_hash(text),
+        published_raw="" if raw_date is None else str(raw_date),
     )
 
 

@@ -9,15 +9,17 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from rag.dates import UNDATED_DAY, chroma_where, day_number, from_day_number, matches, recency_prior
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.store import ChromaStore
 from rag.text import terms
-from rag.types import Passage
+from rag.types import DateFilter, Passage
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class BM25Index:
         self._lock = threading.Lock()
         self._model: object | None = None
         self._ids: list[str] = []
+        self._days = np.zeros(0, dtype=np.int32)  # published_day per chunk (0: undated), for date masks
         self._df: dict[str, int] = {}
         self._revision = ""
         self._checked = 0.0
@@ -72,9 +75,15 @@ class BM25Index:
             if meta.get("revision") != revision:
                 return False
             self._ids = meta["ids"]
+            self._days = np.asarray(meta["days"], dtype=np.int32)  # an index saved before dates: rebuilt
             self._df = meta["df"]
             self._model = bm25s.BM25.load(str(self.directory / "index"), show_progress=False) if self._ids else None
         except (OSError, ValueError, KeyError):
+            return False
+        except Exception as exc:  # a truncated or damaged array file (EOFError, zipfile/pickle errors): rebuild
+            log.warning("BM25 index in %s is damaged (%s: %s); rebuilding it", self.directory,
+                        exc.__class__.__name__, exc)
+            self._model = None
             return False
         self._revision = revision
         return True
@@ -107,6 +116,10 @@ class BM25Index:
                 for t in set(row):
                     doc_freq[t] += 1
         df = {term: doc_freq[i] for term, i in vocab.items()}
+        registry = self.store.article_index()
+        article_days = {aid: int(m.get("published_day", UNDATED_DAY) or 0) for aid, m in registry.items()}
+        # chunk ids are "<article_id>:<hash>:<index>" (rag.chunking)
+        days = [article_days.get(cid.rsplit(":", 2)[0], UNDATED_DAY) for cid in ids]
         model = None
         tmp = self.directory.with_name(self.directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -115,10 +128,11 @@ class BM25Index:
             model = bm25s.BM25()
             model.index((corpus, vocab), show_progress=False)
             model.save(str(tmp / "index"), show_progress=False)
-        (tmp / "meta.json").write_text(json.dumps({"revision": revision, "ids": ids, "df": df}))
+        (tmp / "meta.json").write_text(json.dumps({"revision": revision, "ids": ids, "df": df, "days": days}))
         shutil.rmtree(self.directory, ignore_errors=True)
         tmp.rename(self.directory)
         self._model, self._ids, self._df, self._revision = model, ids, df, revision
+        self._days = np.asarray(days, dtype=np.int32)
         self._checked = time.monotonic()
         log.info("BM25 index rebuilt: %d chunks", len(ids))
 
@@ -135,14 +149,38 @@ class BM25Index:
         df = self._df.get(term, 0) + IDF_PRIOR_CHUNKS * IDF_PRIOR_DF
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def search(self, query: str, n: int) -> list[tuple[str, float]]:
+    def newest_day(self, upto: date) -> date | None:
+        """The newest publication day among the indexed chunks on or before `upto` (None if none is dated)."""
+        self._ensure()
+        limit = day_number(upto)
+        days = self._days[(self._days > UNDATED_DAY) & (self._days <= limit)]
+        return from_day_number(int(days.max())) if days.size else None
+
+    def search(self, query: str, n: int, dates: DateFilter | None = None) -> list[tuple[str, float]]:
+        """Top-n chunk ids by BM25; with dates, chunks outside the filter are masked out (same rule as Chroma's)."""
         self._ensure()
         model = self._model
         q = [t for t in terms(query) if t in self._df]
         if model is None or not q:
             return []
-        docs, scores = model.retrieve([q], k=min(n, len(self._ids)), show_progress=False)  # type: ignore[attr-defined]
+        mask = None
+        if dates is not None and dates.active:
+            lo = day_number(dates.since) if dates.since is not None else UNDATED_DAY + 1
+            hi = day_number(dates.upper) if dates.upper is not None else np.iinfo(np.int32).max
+            mask = ((self._days >= lo) & (self._days <= hi)).astype(np.float32)
+            if not mask.any():
+                return []
+        docs, scores = model.retrieve(  # type: ignore[attr-defined]
+            [q], k=min(n, len(self._ids)), show_progress=False, weight_mask=mask
+        )
         return [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+
+def _day(p: Passage) -> int:
+    try:
+        return int(p.metadata.get("published_day", UNDATED_DAY) or 0)
+    except (TypeError, ValueError):
+        return UNDATED_DAY
 
 
 class HybridRetriever:
@@ -174,19 +212,24 @@ class HybridRetriever:
         method: Method = "hybrid",
         query_vector: np.ndarray | None = None,
         timer: Callable[[str, float], None] | None = None,
+        dates: DateFilter | None = None,
+        recency: date | None = None,
     ) -> list[Passage]:
+        """Top k passages; `dates` filters both retrievers, `recency` (a reference day) adds a recency prior."""
         t0 = time.perf_counter()
         qvec = query_vector if query_vector is not None else self.embed_query(query)
         t1 = time.perf_counter()
         n = max(self.candidates, k)
-        dense = self.store.dense_search(qvec, n) if method in ("dense", "hybrid") else []
+        where = chroma_where(dates) if dates is not None else None
+        dense = self.store.dense_search(qvec, n, where=where) if method in ("dense", "hybrid") else []
         t2 = time.perf_counter()
-        sparse = self.bm25.search(query, n) if method in ("bm25", "hybrid") else []
+        sparse = self.bm25.search(query, n, dates=dates) if method in ("bm25", "hybrid") else []
         t3 = time.perf_counter()
         by_id: dict[str, Passage] = {p.chunk_id: p for p in dense}
         missing = [cid for cid, _ in sparse if cid not in by_id]
         for p in self.store.get_passages(missing):
-            by_id[p.chunk_id] = p
+            if dates is None or matches(dates, _day(p)):  # the BM25 mask's days come from the registry
+                by_id[p.chunk_id] = p
         for rank, (cid, score) in enumerate(sparse):
             if cid in by_id:
                 by_id[cid].bm25_score = score
@@ -194,6 +237,10 @@ class HybridRetriever:
         pool = list(by_id.values())
         for p in pool:
             p.score = sum(1.0 / (RRF_K + r + 1) for r in (p.dense_rank, p.bm25_rank) if r is not None)
+        reference = self.bm25.newest_day(recency) if recency is not None else None
+        if reference is not None:  # relative to the newest article the question may see, not a filter
+            for p in pool:
+                p.score += recency_prior(_day(p), reference)
         pool.sort(key=lambda p: -p.score)
         pool = pool[: max(2 * k, 10)]
         vectors = self.store.get_embeddings([p.chunk_id for p in pool])

@@ -1,9 +1,42 @@
-"""Plain data carried from files to answers: Article, Chunk, Passage, Citation, Answer."""
+"""Plain data carried from files to answers: Article, Chunk, Passage, Citation, Answer, DateFilter."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
+
+
+@dataclass(frozen=True)
+class DateFilter:
+    """Which publication days a question may see: since <= day <= min(until, as_of); undated never pass.
+
+    Build one with rag.dates.make_filter (it validates); DateFilter() filters nothing.
+    """
+
+    since: date | None = None
+    until: date | None = None
+    as_of: date | None = None
+
+    @property
+    def upper(self) -> date | None:
+        bounds = [d for d in (self.until, self.as_of) if d is not None]
+        return min(bounds) if bounds else None
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None or self.upper is not None
+
+    def describe(self) -> str:
+        """For messages, e.g. "published 2025-01-01 to 2025-03-18"."""
+        lo, hi = self.since, self.upper
+        if lo and hi:
+            return f"published {lo.isoformat()} to {hi.isoformat()}"
+        if lo:
+            return f"published on or after {lo.isoformat()}"
+        if hi:
+            return f"published on or before {hi.isoformat()}"
+        return "any date"
 
 
 @dataclass(frozen=True)
@@ -15,11 +48,12 @@ class Article:
     title: str
     title_derived: bool
     source: str = ""
-    published: str = ""
+    published: str = ""  # ISO YYYY-MM-DD, or "" when the article states no (parseable) date
     url: str = ""
     author: str = ""
     source_path: str = ""
     content_hash: str = ""
+    published_raw: str = ""  # the date as the file wrote it (not stored): names an unparseable one
 
 
 @dataclass(frozen=True)
@@ -67,7 +101,7 @@ class Citation:
     title: str
     title_derived: bool
     source: str
-    published: str
+    published: str | None  # ISO YYYY-MM-DD or None: never guessed
     url: str
     quote: str
     start: int
