@@ -43,6 +43,10 @@ run: ingest
 	    --server.port $(PORT) --browser.gatherUsageStats false; \
 	else $(RAG) chat; fi
 
+# The HTTP API on http://127.0.0.1:8080 (RAG_API_HOST, RAG_API_PORT; keys: RAG_API_KEYS). `rag serve --ui` adds the app.
+serve: install
+	$(RAG) serve
+
 lint: install
 	$(VENV)/bin/ruff check rag evals ui tests
 	$(VENV)/bin/mypy

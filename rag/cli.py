@@ -1,4 +1,4 @@
-"""`rag ingest | ask | chat | stats | eval | ui`: a thin edge over the library's public API."""
+"""`rag ingest | ask | chat | stats | eval | ui | serve`: a thin edge over the library's public API."""
 
 from __future__ import annotations
 
@@ -185,6 +185,31 @@ def cmd_ui(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    host = args.host or settings.api_host
+    port = settings.api_port if args.port is None else args.port
+    if args.ui:  # one process serves both, so one process owns the index (ui/serve.py)
+        import subprocess
+
+        env = dict(os.environ)
+        if args.data_dir:
+            env["RAG_DATA_DIR"] = args.data_dir
+        launcher = Path(__file__).resolve().parent.parent / "ui" / "serve.py"
+        cmd = [sys.executable, str(launcher), "--host", host, "--port", str(port)]
+        return subprocess.call([*cmd, "--ui-host", args.ui_host, "--ui-port", str(args.ui_port)], env=env)
+    from rag.api import build_server
+
+    svc = RagService(settings)
+    server = build_server(svc, host, port)
+    _err_console().print(f"API on http://{host}:{port} (OpenAPI at /docs, /openapi.json); Ctrl-C stops it")
+    server.run()
+    close = getattr(svc, "close", None)
+    if callable(close):
+        close()
+    return 0 if server.started else EXIT_ERROR
+
+
 # -- wiring ----------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Cited answers from a folder of news articles.")
@@ -217,6 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8501)
     s.set_defaults(func=cmd_ui)
+
+    s = sub.add_parser("serve", help="the HTTP API (/v1/ask, OpenAI-compatible /v1/chat/completions)")
+    s.add_argument("--host", help="listen address (RAG_API_HOST, default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (RAG_API_PORT, default 8080)")
+    s.add_argument("--ui", action="store_true", help="also serve the Streamlit app from the same process")
+    s.add_argument("--ui-host", default="127.0.0.1", help="with --ui: the app's address")
+    s.add_argument("--ui-port", type=int, default=8501, help="with --ui: the app's port")
+    s.set_defaults(func=cmd_serve)
 
     _register_eval(sub)
     return p

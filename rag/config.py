@@ -53,6 +53,14 @@ class Settings(BaseSettings):
 
     max_upload_mb: int = 10
 
+    # the HTTP API (`rag serve`)
+    api_host: str = Field("127.0.0.1", description="where `rag serve` listens")
+    api_port: int = Field(8080, ge=0, le=65535, description="8000 is Chroma's")
+    api_keys: SecretStr | None = Field(None, description="comma-separated KEY (role read) or KEY:admin")
+    api_key_file: Path | None = Field(None, description="one `sha256-hex-of-key:role` per line")
+    api_max_request_bytes: int = Field(262_144, ge=1024, description="larger request bodies get 413")
+    api_max_messages: int = Field(50, ge=2, description="messages (or history turns) per request")
+
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url) or self.openai_api_key is not None
