@@ -98,7 +98,7 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     with _console().status("indexing and asking ...") as status:
         res = run_retrieval(Path(args.realtimeqa), settings, Path(args.questions) if args.questions else None,
                             args.articles, Path(args.index) if args.index else None, args.k,
-                            progress=lambda msg: status.update(msg))
+                            progress=lambda msg: status.update(msg), as_of_question_date=args.as_of_question_date)
     res["seconds"] = round(time.perf_counter() - t, 1)
     if args.json:
         print(json.dumps(res))
@@ -112,6 +112,15 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     Console().print(_table(
         f"recall@{res['k']} on {res['articles']} articles ({res['n']} questions, {res['n_short']} one-word)",
         ["method", "all", "one-word answers"], rows))
+    if "as_of_question_date" in res:
+        t = res["as_of_question_date"]
+        rows_as_of: list[tuple[str, ...]] = [
+            (m, *(f"{cell(t[s]['recall_at_k'][m])} -> {cell(t[s]['recall_at_k_as_of'][m])}"
+                  for s in ("all", "dev", "test"))) for m in METHODS]
+        Console().print(_table(
+            f"recall@{res['k']} without -> with as-of = quiz date (n: all {t['all']['n']}, dev {t['dev']['n']}, "
+            f"test {t['test']['n']}; {t['n_recency_questions']} ask for the latest)",
+            ["method", "all", "dev (Jan-Mar)", "test (Apr-Jun)"], rows_as_of))
     return 0
 
 
@@ -140,6 +149,8 @@ def register(subparsers: Any) -> None:
     r.add_argument("--articles", type=int, help="index only the first N articles")
     r.add_argument("--index", help="data dir of the index (reused when it exists)")
     r.add_argument("-k", type=int, default=5)
+    r.add_argument("--as-of-question-date", action="store_true",
+                   help="also ask each question as of its quiz date (later articles hidden, recency prior)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_retrieval)
 

@@ -42,6 +42,7 @@ class RtqaQuestion:
     question: str
     answer: str
     search_result_ids: tuple[str, ...]
+    date: str = ""  # the quiz date as the file writes it (YYYY/MM/DD)
 
 
 def load_questions(path: Path) -> list[RtqaQuestion]:
@@ -49,7 +50,8 @@ def load_questions(path: Path) -> list[RtqaQuestion]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             d = json.loads(line)
-            out.append(RtqaQuestion(d["id"], d["question"], d["answer"], tuple(d.get("search_result_ids") or ())))
+            ids = tuple(d.get("search_result_ids") or ())
+            out.append(RtqaQuestion(d["id"], d["question"], d["answer"], ids, str(d.get("date") or "")))
     return out
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evals.realtimeqa import ARTICLES, QUESTIONS, RtqaQuestion, contains_answer, is_short, load_questions
-from rag import ConfigError, RagService, Settings
+from rag import ConfigError, RagService, Settings, make_filter, parse_date
+from rag.dates import wants_recency
 
 Method = Literal["dense", "bm25", "hybrid"]
 
@@ -34,11 +35,22 @@ def eligible_questions(questions: list[RtqaQuestion], texts: dict[str, str]) -> 
     return out
 
 
+def split_of(q: RtqaQuestion) -> str:
+    """H1 dev = quiz dates January-March, test = April-June (the retrieval protocol's split)."""
+    d = parse_date(q.date)
+    return "undated" if d is None else ("dev" if d.month <= 3 else "test")
+
+
 def run_retrieval(
     realtimeqa_dir: Path, settings: Settings, questions_file: Path | None = None, articles: int | None = None,
     index_dir: Path | None = None, k: int = 5, progress: Callable[[str], None] | None = None,
+    as_of_question_date: bool = False,
 ) -> dict[str, Any]:
-    """Index the first N articles (reused when already there), then ask every eligible question three ways."""
+    """Index the first N articles (reused when already there), then ask every eligible question three ways.
+
+    With as_of_question_date, each question is also asked as of its quiz date: later articles are filtered
+    out and questions that ask for the latest state get the recency prior relative to that date.
+    """
     src = realtimeqa_dir / Path(ARTICLES).name
     qfile = questions_file or realtimeqa_dir / Path(QUESTIONS).name
     if not src.is_file() or not qfile.is_file():
@@ -54,24 +66,54 @@ def run_retrieval(
     qs = eligible_questions(load_questions(qfile), texts)
     hits = {m: 0 for m in METHODS}
     hits_short = {m: 0 for m in METHODS}
+    per_q: list[tuple[str, dict[str, bool], dict[str, bool]]] = []  # split, plain hits, as-of hits
     t1 = time.perf_counter()
     for i, rq in enumerate(qs):
+        plain: dict[str, bool] = {}
+        as_of: dict[str, bool] = {}
+        day = parse_date(rq.question.date)
         for m in METHODS:
             passages = svc.retriever.retrieve(rq.question.question, k, method=m)
             hit = any(contains_answer(p.text, rq.question.answer) for p in passages[:k])
             hits[m] += hit
             hits_short[m] += hit and rq.short
+            plain[m] = hit
+            if as_of_question_date and day is not None:
+                passages = svc.retriever.retrieve(
+                    rq.question.question, k, method=m, dates=make_filter(as_of=day),
+                    recency=day if wants_recency(rq.question.question) else None,
+                )
+                as_of[m] = any(contains_answer(p.text, rq.question.answer) for p in passages[:k])
+        per_q.append((split_of(rq.question), plain, as_of))
         if progress:
             progress(f"{i + 1}/{len(qs)} questions")
     n, n_short = len(qs), sum(q.short for q in qs)
+    extra: dict[str, Any] = {}
+    if as_of_question_date:
+        extra["as_of_question_date"] = _as_of_table(per_q, sum(wants_recency(q.question.question) for q in qs))
     return {
         "k": k, "n": n, "n_short": n_short,
         "recall_at_k": {m: round(hits[m] / n, 4) if n else None for m in METHODS},
         "recall_at_k_short": {m: round(hits_short[m] / n_short, 4) if n_short else None for m in METHODS},
+        **extra,
         "articles": len(indexed), "chunks": svc.stats()["chunks"], "index": str(data_dir),
         "index_seconds": round(index_s, 1), "articles_added": report.added,
         "query_seconds": round(time.perf_counter() - t1, 1),
     }
+
+
+def _as_of_table(per_q: list[tuple[str, dict[str, bool], dict[str, bool]]], n_recency: int) -> dict[str, Any]:
+    """Recall@k without and with as-of = quiz date, over all questions and per split (dev, test)."""
+    out: dict[str, Any] = {"n_recency_questions": n_recency}
+    for split in ("all", "dev", "test"):
+        rows = [(p, a) for s, p, a in per_q if a and (split == "all" or s == split)]
+        n = len(rows)
+        out[split] = {
+            "n": n,
+            "recall_at_k": {m: round(sum(p[m] for p, _ in rows) / n, 4) if n else None for m in METHODS},
+            "recall_at_k_as_of": {m: round(sum(a[m] for _, a in rows) / n, 4) if n else None for m in METHODS},
+        }
+    return out
 
 
 def _texts(src: Path, indexed: set[str], limit: int | None) -> dict[str, str]:

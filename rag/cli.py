@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag import Answer, RagError, RagService, Settings, Turn, count_articles
+from rag import Answer, ConfigError, RagError, RagService, Settings, Turn, count_articles, make_filter
 
 EXIT_ERROR = 1
 
@@ -34,9 +34,24 @@ def _err_console() -> Any:
 
 
 # -- ingest -------------------------------------------------------------------
+def cmd_watch(args: argparse.Namespace) -> int:
+    from rag.watch import Watcher
+
+    if len(args.paths) > 1 or args.limit is not None:
+        raise ConfigError("`rag ingest --watch DIR` watches one folder and takes no --limit - drop the extras.")
+    svc = _service(args)
+    log = logging.getLogger("rag.watch")
+    log.setLevel(logging.INFO)
+    root = Path(args.paths[0]) if args.paths else svc.settings.corpus_dir
+    Watcher(svc, root).run(on_ready=lambda: log.info("ready: Ctrl-C stops watching"))
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    if args.watch:
+        return cmd_watch(args)
     svc = _service(args)
     paths = [Path(p) for p in args.paths] or [svc.settings.corpus_dir]
     total = count_articles(paths)
@@ -55,6 +70,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         bar.close()
     for s in report.skipped:
         logging.warning("skipped %s: %s", s.path, s.reason)
+    for s in report.undated:
+        logging.warning("%s: %s (listed as undated; date filters leave it out)", s.path, s.reason)
     if args.json:
         print(json.dumps(report.to_dict()))
         return 0
@@ -92,14 +109,14 @@ def _print_answer(answer: Answer) -> None:
     c.print()
     for cit in answer.citations:
         title = cit.title + (" (title derived from text)" if cit.title_derived else "")
-        meta = ", ".join(x for x in (cit.source, cit.published, cit.url) if x)
+        meta = ", ".join(x for x in (cit.source, cit.published or "undated", cit.url) if x)
         c.print(f"[bold][{cit.n}][/bold] {escape(title)}" + (f" [dim]- {escape(meta)}[/dim]" if meta else ""))
         c.print(f"    [green]“{escape(cit.quote)}”[/green] [dim](chars {cit.start}-{cit.end})[/dim]")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     svc = _service(args)
-    answer = svc.ask(args.question, k=args.k, mode=args.mode)
+    answer = svc.ask(args.question, k=args.k, mode=args.mode, since=args.since, until=args.until, as_of=args.as_of)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
@@ -108,6 +125,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    make_filter(args.since, args.until, args.as_of)  # a malformed date fails once, before the first question
     svc = _service(args)
     history: list[Turn] = []
     interactive = sys.stdin.isatty() and not args.json
@@ -137,7 +155,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             history.clear()
             continue
         try:
-            answer = svc.ask(q, history=history, k=args.k, mode=args.mode)
+            answer = svc.ask(
+                q, history=history, k=args.k, mode=args.mode, since=args.since, until=args.until, as_of=args.as_of
+            )
         except RagError as exc:
             print(f"error: {exc.user_message}", file=sys.stderr)
             if args.json:
@@ -221,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="*", help="files or folders (default: RAG_CORPUS_DIR)")
     s.add_argument("--sync", action="store_true", help="also remove articles whose files are gone")
     s.add_argument("--limit", type=int, help="stop after N articles")
+    s.add_argument("--watch", action="store_true", help="then keep the folder indexed as files appear, change, go")
     s.add_argument("--json", action="store_true")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_ingest)
@@ -232,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--json", action="store_true", help="JSON only on stdout")
         s.add_argument("-k", type=int, help="passages to retrieve (RAG_TOP_K)")
         s.add_argument("--mode", choices=["auto", "extractive", "llm"])
+        s.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after this day")
+        s.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before this day")
+        s.add_argument("--as-of", metavar="YYYY-MM-DD", help="answer as of this day: later articles are not seen")
         s.set_defaults(func=fn)
 
     s = sub.add_parser("stats", help="what is in the index")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,12 +13,13 @@ from rag.answer import Calibration
 from rag.chain import Answerer, ExtractiveAnswerer, RagChain, Request
 from rag.chunking import Chunker
 from rag.config import Settings
+from rag.dates import UNDATED_DAY, chroma_where, make_filter
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError, QuestionError, RagIndexError
 from rag.indexer import Indexer, IngestReport, ProgressFn
 from rag.retrieve import BM25Index, HybridRetriever, Method
 from rag.store import ChromaStore
-from rag.types import Answer, Article, Turn
+from rag.types import Answer, Article, DateFilter, Turn
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -65,6 +67,15 @@ class RagService:
             chain.condensers["llm"] = LLMCondenser(model, self.settings)
         return chain
 
+    def close(self) -> None:
+        """Release the embedded index so that another process may open it (the service stays usable:
+        the next call takes ownership again)."""
+        store = self.__dict__.pop("store", None)
+        if store is not None:
+            for name in ("bm25", "retriever", "chain"):
+                self.__dict__.pop(name, None)
+            store.close()
+
     # -- ingest --------------------------------------------------------------------
     def ingest(
         self,
@@ -91,6 +102,23 @@ class RagService:
             self.bm25.rebuild()
         return n
 
+    def remove_source(self, path: Path) -> int:
+        """Delete the articles read from a file (or from files under a folder) that is gone; how many."""
+        target = str(path.resolve())
+        ids = [
+            aid
+            for aid, meta in self.store.article_index().items()
+            if (src := str(meta.get("source_path", ""))) == target or src.startswith(target.rstrip("/") + "/")
+        ]
+        if not ids:
+            return 0
+        with self._lock:
+            for aid in ids:
+                self.store.delete_article(aid)
+            self.store.bump_revision()
+            self.bm25.rebuild()
+        return len(ids)
+
     # -- questions -----------------------------------------------------------------
     def resolve_mode(self, mode: str | None) -> str:
         mode = mode or self.settings.mode
@@ -105,7 +133,13 @@ class RagService:
         return mode
 
     def _request(
-        self, question: str, history: list[Turn] | None, k: int | None, mode: str | None, method: Method
+        self,
+        question: str,
+        history: list[Turn] | None,
+        k: int | None,
+        mode: str | None,
+        method: Method,
+        dates: DateFilter | None = None,
     ) -> Request:
         q = (question or "").strip()
         if not q:
@@ -117,13 +151,35 @@ class RagService:
             )
         if not self.store.exists() or self.store.count() == 0:  # count() opens it: mismatches raise
             raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
+        dates = dates or DateFilter()
         return Request(
             question=q,
             history=list(history or []),
             k=k or self.settings.top_k,
             mode=self.resolve_mode(mode),
             method=method,
+            dates=dates if dates.active else None,
+            recency_ref=dates.upper or date.today(),
+            refusal_note=self._filter_note(dates) if dates.active else "",
         )
+
+    def _filter_note(self, dates: DateFilter) -> str:
+        """What a date filter leaves (said when the answer is refused); an index stored before dates raises."""
+        total = self.store.article_count()
+        dated = self.store.dated_article_ids()
+        if len(dated) < total:
+            raise RagIndexError(
+                f"{total - len(dated)} of the {total} articles in {self.settings.index_location} were stored by an "
+                "older version, without publication dates, so a date filter cannot be applied - run `rag ingest` "
+                "on their folders again (dates are added without re-embedding), then retry."
+            )
+        where = chroma_where(dates)
+        matching = len(self.store.dated_article_ids(where)) if where else total
+        undated = total - len(self.store.dated_article_ids({"published_day": {"$gt": UNDATED_DAY}}))
+        note = f"Only {matching} of the {total} articles are {dates.describe()}"
+        if undated:
+            note += f"; {undated} undated article(s) are left out by any date filter"
+        return note + "."
 
     def ask(
         self,
@@ -132,8 +188,15 @@ class RagService:
         k: int | None = None,
         mode: str | None = None,
         method: Method = "hybrid",
+        since: date | str | None = None,
+        until: date | str | None = None,
+        as_of: date | str | None = None,
     ) -> Answer:
-        return self.chain.invoke(self._request(question, history, k, mode, method))
+        """One cited answer. since/until/as_of (dates or YYYY-MM-DD) limit the articles by publication day:
+        since <= day <= min(until, as_of); undated articles are then left out. A malformed date or since
+        after until raises QuestionError; an index stored before dates raises RagIndexError."""
+        dates = make_filter(since, until, as_of)
+        return self.chain.invoke(self._request(question, history, k, mode, method, dates))
 
     def stream(
         self,
@@ -141,9 +204,13 @@ class RagService:
         history: list[Turn] | None = None,
         k: int | None = None,
         mode: str | None = None,
+        since: date | str | None = None,
+        until: date | str | None = None,
+        as_of: date | str | None = None,
     ) -> Iterator[tuple[str, Any]]:
-        """Events for a UI: ("step", (name, ms)), ("text", piece), ("answer", Answer)."""
-        return self.chain.stream(self._request(question, history, k, mode, "hybrid"))
+        """Events for a UI: ("step", (name, ms)), ("text", piece), ("answer", Answer); dates as in ask()."""
+        dates = make_filter(since, until, as_of)
+        return self.chain.stream(self._request(question, history, k, mode, "hybrid", dates))
 
     # -- library -------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
