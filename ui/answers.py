@@ -87,7 +87,7 @@ def _citation(ex_id: str, c: Citation, a: Answer, svc: RagService) -> None:
     st.markdown(f"**\\[{c.n}\\] {md(c.title or 'Untitled')}**")
     if c.title_derived:
         st.caption("title derived from the article's text (the file had none)")
-    meta = " · ".join(x for x in (c.source, c.published, c.url) if x)
+    meta = " · ".join(x for x in (c.source, c.published or "undated", c.url) if x)
     if meta:
         st.caption(md(meta))
     p = _passage_for(c, a.contexts)
@@ -122,6 +122,7 @@ def sources(ex: Exchange, svc: RagService) -> None:
     if others:
         with st.expander(f"Also retrieved ({len(others)})"):
             for p in others:
-                meta = " · ".join(str(x) for x in (p.metadata.get("source"), p.metadata.get("published")) if x)
+                published = p.metadata.get("published") or "undated"
+                meta = " · ".join(str(x) for x in (p.metadata.get("source"), published) if x)
                 st.markdown(f"**{md(p.title or 'Untitled')}**" + (f" · {md(meta)}" if meta else ""))
                 st.html(highlighted_html(p.text, []))

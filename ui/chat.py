@@ -8,7 +8,7 @@ import streamlit as st
 
 from rag import Answer, ModelError, RagError, RagService, record_feedback
 from ui import answers
-from ui.common import current_k, current_mode, get_service, log, settings, show_error
+from ui.common import current_dates, current_k, current_mode, get_service, log, settings, show_error
 from ui.conversation import Conversation, Exchange, to_json, to_markdown
 from ui.render import md
 
@@ -89,7 +89,8 @@ def ask(svc: RagService, question: str, mode: str) -> None:
         final: dict[str, Answer] = {}
 
         def pieces() -> Any:
-            for kind, value in svc.stream(question, history=conv.history, k=k, mode=mode):
+            since, until = current_dates()
+            for kind, value in svc.stream(question, history=conv.history, k=k, mode=mode, since=since, until=until):
                 if kind == "step":
                     name, ms = value
                     ex.steps.append((str(name), float(ms)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import date, timedelta
 from typing import Any
 
 import streamlit as st
@@ -14,6 +15,8 @@ log = logging.getLogger("rag.ui")
 
 MODE_KEY = "answer_mode"
 K_KEY = "top_k"
+DATES_ON_KEY = "date_filter_on"
+DATES_KEY = "date_range"
 MAX_K = 20
 
 
@@ -61,6 +64,27 @@ def current_k() -> int:
     return int(st.session_state.get(K_KEY) or settings().top_k)
 
 
+def current_dates() -> tuple[date | None, date | None]:
+    """(since, until) from the sidebar's date range, or (None, None) when it is off or half-picked."""
+    if not st.session_state.get(DATES_ON_KEY):
+        return None, None
+    picked = st.session_state.get(DATES_KEY) or ()
+    if isinstance(picked, date):
+        return picked, picked
+    if len(picked) != 2:  # the picker holds one end while the user chooses the other
+        return None, None
+    return picked[0], picked[1]
+
+
+def _date_range_input() -> None:
+    st.toggle("Only articles published between", key=DATES_ON_KEY)
+    if st.session_state.get(DATES_ON_KEY):
+        today = date.today()
+        st.session_state.setdefault(DATES_KEY, (today - timedelta(days=365), today))
+        st.date_input("Published between", key=DATES_KEY, format="YYYY-MM-DD", label_visibility="collapsed")
+        st.caption("Undated articles are left out while this is on.")
+
+
 def sidebar() -> dict[str, Any]:
     """Answer mode, k, and what the index holds; returns the service's stats ({} on error)."""
     s = settings()
@@ -75,6 +99,7 @@ def sidebar() -> dict[str, Any]:
         if K_KEY not in st.session_state:
             st.session_state[K_KEY] = min(s.top_k, MAX_K)
         st.slider("Passages to retrieve (k)", 1, MAX_K, key=K_KEY)
+        _date_range_input()
         stats: dict[str, Any] = {}
         try:
             stats = get_service().stats()

@@ -55,7 +55,7 @@ def to_markdown(conv: Conversation) -> str:
         a = e.answer
         lines += [f"_{'refused' if a.refused else 'answer'} ({a.mode})_", "", a.answer, ""]
         for c in a.citations:
-            meta = ", ".join(x for x in (c.source, c.published, c.url) if x)
+            meta = ", ".join(x for x in (c.source, c.published or "undated", c.url) if x)
             lines.append(f"- [{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
             lines.append(f"  > {c.quote}")
         lines.append("")

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from rag import IngestReport, RagService, Settings, count_articles
+from rag.dates import iso_date
 from ui.common import get_service, settings, show_error
 from ui.render import md
 
@@ -113,13 +114,41 @@ def _articles_frame(articles: list[dict[str, Any]], query: str) -> pd.DataFrame:
             {
                 "title": title + (" (derived)" if a.get("title_derived") else ""),
                 "source": str(a.get("source", "")),
-                "published": str(a.get("published", "")),
+                "published": iso_date(a.get("published")) or "undated",
                 "chunks": int(a.get("chunks", 0) or 0),
                 "article_id": str(a.get("article_id", "")),
             }
         )
-    rows.sort(key=lambda r: (r["published"], r["title"]), reverse=True)
+    rows.sort(key=lambda r: (r["published"] != "undated", r["published"], r["title"]), reverse=True)
     return pd.DataFrame(rows, columns=["title", "source", "published", "chunks", "article_id"])
+
+
+def articles_per_week(articles: list[dict[str, Any]]) -> tuple[pd.Series, int]:
+    """Dated articles counted per week (weeks start on Monday, empty weeks included) and how many are undated."""
+    days = [iso_date(a.get("published")) for a in articles]
+    dated = pd.to_datetime(pd.Series([d for d in days if d], dtype="object"))
+    undated = len(days) - len(dated)
+    if dated.empty:
+        return pd.Series(dtype="int64", name="articles"), undated
+    weeks = (dated - pd.to_timedelta(dated.dt.weekday, unit="D")).dt.normalize()
+    counts = weeks.value_counts().sort_index()
+    full = pd.date_range(counts.index.min(), counts.index.max(), freq="7D")
+    series = counts.reindex(full, fill_value=0).rename("articles")
+    series.index = series.index.date
+    series.index.name = "week of"
+    return series, undated
+
+
+def _timeline(articles: list[dict[str, Any]]) -> None:
+    weekly, undated = articles_per_week(articles)
+    if weekly.empty:
+        if articles:
+            st.caption(f"No article has a publication date ({undated} undated).")
+        return
+    dated = [d for d in (iso_date(a.get("published")) for a in articles) if d]
+    note = f"; {undated} undated (left out by date filters)" if undated else ""
+    st.caption(f"Published {min(dated)} to {max(dated)}{note}")
+    st.bar_chart(weekly, height=160, x_label="week of", y_label="articles")
 
 
 def _upload_section(svc: RagService, s: Settings) -> None:
@@ -189,6 +218,7 @@ def page() -> None:
         return
     st.caption(f"{len(articles)} article(s) in the index")
     st.text(s.index_location)
+    _timeline(articles)
     query = st.text_input("Search titles, sources, dates", key="library_query", placeholder="e.g. Ukraine")
     frame = _articles_frame(articles, query)
     if articles and frame.empty:
