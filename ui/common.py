@@ -68,9 +68,10 @@ def current_dates() -> tuple[date | None, date | None]:
     """(since, until) from the sidebar's date range, or (None, None) when it is off or half-picked."""
     if not st.session_state.get(DATES_ON_KEY):
         return None, None
-    picked = st.session_state.get(DATES_KEY) or ()
-    if isinstance(picked, date):
-        return picked, picked
+    value = st.session_state.get(DATES_KEY)
+    if isinstance(value, date):
+        return value, value
+    picked: tuple[date, ...] = tuple(value or ())
     if len(picked) != 2:  # the picker holds one end while the user chooses the other
         return None, None
     return picked[0], picked[1]
