@@ -132,6 +132,13 @@ def test_refusal_is_a_normal_answer(api: Api) -> None:
     assert r.json()["refused"] is True and r.json()["citations"] == []
 
 
+def test_date_filters_leave_the_undated_seed_article_out(api: Api) -> None:
+    with api.client() as c:
+        r = c.post("/v1/ask", json={"question": RUSSIA, "since": "2020-01-01", "as_of": "2030-01-01"})
+    assert r.status_code == 200, r.text
+    assert r.json()["refused"] is True and r.json()["citations"] == []
+
+
 # -- OpenAI-compatible ----------------------------------------------------------------------------------
 def test_openai_client_non_streaming_reads_citations_from_model_extra(api: Api) -> None:
     completion = api.openai().chat.completions.create(
@@ -306,6 +313,9 @@ MALFORMED: list[tuple[str, str, Any, int]] = [
     ("ask-history-turn-shape", "/v1/ask", {"question": RUSSIA, "history": [{"q": "x"}]}, 400),
     ("ask-history-too-long", "/v1/ask", {"question": RUSSIA, "history": [{"question": "a", "answer": "b"}] * 51}, 400),
     ("ask-unknown-field", "/v1/ask", {"question": RUSSIA, "top_k": 3}, 400),
+    ("ask-since-malformed", "/v1/ask", {"question": RUSSIA, "since": "yesterday"}, 400),
+    ("ask-since-int", "/v1/ask", {"question": RUSSIA, "since": 2024}, 400),
+    ("ask-since-after-until", "/v1/ask", {"question": RUSSIA, "since": "2025-02-01", "until": "2025-01-01"}, 400),
     (
         "ask-body-too-large",
         "/v1/ask",
@@ -330,6 +340,7 @@ MALFORMED: list[tuple[str, str, Any, int]] = [
     ("chat-question-empty", CHAT, {"model": "rag", "messages": [{"role": "user", "content": " "}]}, 400),
     ("chat-stream-string", CHAT, {**OK_CHAT, "stream": "true"}, 400),
     ("chat-k-out-of-range", CHAT, {**OK_CHAT, "k": 1000}, 400),
+    ("chat-as-of-malformed", CHAT, {**OK_CHAT, "as_of": "31/12/2025"}, 400),
     ("chat-body-too-large", CHAT, {**OK_CHAT, "user": "x" * 300_000}, 413),
 ]
 
@@ -379,3 +390,62 @@ def test_errors_and_logs_never_show_a_key(api: Api, caplog: pytest.LogCaptureFix
             bodies.append(c.get("/v1/admin/whoami").text)
     text = caplog.text + "".join(bodies)
     assert "DO-NOT-LEAK" not in text
+
+
+# -- rag-llm through the API (only the chat model is faked) -------------------------------------------------
+@pytest.fixture(scope="module")
+def llm_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Any]]:
+    from test_llm_unit import ScriptedChatModel, first_sentence, passages_in
+
+    def script(prompt: str) -> str:
+        passages = passages_in(prompt)
+        if not passages:  # a follow-up rewrite: keep the question
+            return prompt.strip().splitlines()[-1]
+        last = max(passages)
+        return f"{first_sentence(passages[last])} [{last}] {first_sentence(passages[1])} [1]"
+
+    model = ScriptedChatModel(script=script, piece=4)
+    root = tmp_path_factory.mktemp("api-llm")
+    svc = RagService(make_settings(root / "data", llm_base_url="http://127.0.0.1:9/v1"), chat_model=model)
+    svc.ingest([CORPUS])
+    port = free_port()
+    server = build_server(svc, "127.0.0.1", port, log_level="warning")
+    thread = start_in_thread(server)
+    yield Api(f"http://127.0.0.1:{port}", svc), model
+    stop(server, thread)
+    close(svc)
+
+
+def test_rag_llm_streams_renumbered_verified_citations(llm_api: tuple[Api, Any]) -> None:
+    api, _ = llm_api
+    client = api.openai(key="no keys configured: any string")
+    assert {m.id for m in client.models.list()} == {"rag", "rag-extractive", "rag-llm"}
+    chunks = list(
+        client.chat.completions.create(model="rag-llm", messages=[{"role": "user", "content": RUSSIA}], stream=True)
+    )
+    extra = chunks[-1].choices[0].delta.model_extra or {}
+    assert extra["mode"] == "llm"
+    assert [c["n"] for c in extra["citations"]] == [1, 2]  # renumbered by first use
+    assert_cited(extra, api.service)
+    assert all(s["supported"] for s in extra["sentences"])
+    assert "[1]" in "".join(ch.choices[0].delta.content or "" for ch in chunks)
+
+
+def test_model_failure_is_a_json_error_before_and_during_a_stream(llm_api: tuple[Api, Any]) -> None:
+    from test_llm_unit import status_error
+
+    api, model = llm_api
+    client = api.openai(key="any")
+    model.errors = [status_error(openai.NotFoundError, 404, "model 'x' not found")]
+    with pytest.raises(openai.APIStatusError) as exc:
+        client.chat.completions.create(model="rag-llm", messages=[{"role": "user", "content": RUSSIA}])
+    assert exc.value.status_code == 502 and exc.value.code == "model_error"
+    model.errors, model.fail_after = [status_error(openai.NotFoundError, 404, "model 'x' not found")], 2
+    try:
+        stream = client.chat.completions.create(
+            model="rag-llm", messages=[{"role": "user", "content": RUSSIA}], stream=True
+        )
+        with pytest.raises(openai.APIError, match="model"):
+            list(stream)
+    finally:
+        model.errors, model.fail_after = [], 0
