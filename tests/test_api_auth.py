@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -176,18 +177,56 @@ def test_serve_ui_shares_the_cached_service_with_the_app(seed_dir: Path, monkeyp
         close(svc)
 
 
-def test_rag_serve_ui_process_serves_both_and_owns_the_index(seed_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def serve_ui(seed_dir: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """`rag serve --ui` on the seed corpus: (API url, app url, its environment)."""
     port, ui_port = free_port(), free_port()
     env = _env(RAG_DATA_DIR=str(seed_dir))
     proc = _rag("serve", "--ui", "--port", str(port), "--ui-port", str(ui_port), env=env)
     try:
         _wait(f"http://127.0.0.1:{port}/readyz", proc)
         _wait(f"http://127.0.0.1:{ui_port}/_stcore/health", proc)
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/ask", json={"question": RUSSIA}, timeout=60)
-        assert r.status_code == 200 and r.json()["citations"]
-        if hasattr(RagService, "close"):  # with index ownership: a second process is turned away
-            other = _rag("ask", RUSSIA, env=env)
-            _, err = other.communicate(timeout=120)
-            assert other.returncode == 1 and err.strip().startswith("error:"), err
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}", env
     finally:
         _stop(proc)
+
+
+def test_rag_serve_ui_process_serves_both_and_owns_the_index(serve_ui: tuple[str, str, dict[str, str]]) -> None:
+    api_url, _, env = serve_ui
+    r = httpx.post(f"{api_url}/v1/ask", json={"question": RUSSIA}, timeout=60)
+    assert r.status_code == 200 and r.json()["citations"]
+    # one owner: a second process on the same data dir is turned away, naming the holder
+    other = _rag("ask", RUSSIA, env=env)
+    _, err = other.communicate(timeout=120)
+    assert other.returncode == 1 and err.strip().startswith("error:") and "process" in err, err
+
+
+@pytest.mark.browser
+def test_rag_serve_ui_app_answers_in_a_browser_beside_the_api(serve_ui: tuple[str, str, dict[str, str]]) -> None:
+    """The app's pages use the process's one service: an answer in Chromium, then one over the API."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Chromium not found at /usr/bin/chromium - `make browser-deps` installs it")
+    from playwright.sync_api import sync_playwright
+    from test_ui_browser import DONE, FLAGS, WAIT_MS
+
+    api_url, ui_url, _ = serve_ui
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), args=FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(ui_url)
+            box = page.get_by_test_id("stChatInputTextArea")
+            box.wait_for(timeout=WAIT_MS)
+            box.fill(RUSSIA)
+            box.press("Enter")
+            msg = page.get_by_test_id("stChatMessage").nth(1)
+            msg.get_by_text(DONE).first.wait_for(timeout=WAIT_MS)
+            text = msg.inner_text()
+            sidebar = page.get_by_test_id("stSidebar").inner_text()
+        finally:
+            browser.close()
+    assert "[1]" in text and "Answered in" in text, text
+    assert "another process" not in sidebar and "holds" not in sidebar.lower(), sidebar
+    r = httpx.post(f"{api_url}/v1/ask", json={"question": RUSSIA}, timeout=60)
+    assert r.status_code == 200 and r.json()["citations"]
