@@ -69,9 +69,11 @@ def create_app(svc: RagService, keys: KeyRing | None = None, *, warm: bool = Tru
         openapi_tags=[{"name": "answers"}, {"name": "OpenAI-compatible"}, {"name": "operations"}],
     )
     app.state.api = ApiState(
-        service=svc, keys=keys if keys is not None else KeyRing.from_settings(settings), started=int(time.time())
+        service=svc,
+        keys=keys if keys is not None else KeyRing.from_settings(settings),
+        started=int(time.time()),
+        warm=warm,
     )
-    app.state.api.warm = warm
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_request_bytes)
     install_handlers(app)
     app.include_router(openai_routes.router)

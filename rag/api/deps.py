@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -25,8 +25,6 @@ class ApiState:
     keys: KeyRing
     started: int
     warm: bool = False
-    warm_error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def state(request: Request) -> ApiState:
