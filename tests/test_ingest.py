@@ -139,7 +139,7 @@ def test_formats_and_metadata(service: RagService, tmp_path: Path) -> None:
     html_art = service.get_article(arts["Drone strikes hit Kharkiv"]["article_id"])
     assert html_art is not None and "power stations" in html_art.text and "Home | World" not in html_art.text
     gz = arts["Gz record"]
-    assert (gz["source"], gz["author"], gz["published"]) == ("example.com", "A B", "2025/01/02")
+    assert (gz["source"], gz["author"], gz["published"]) == ("example.com", "A B", "2025-01-02")  # as ISO
     seed = next(a for a in arts.values() if a["title_derived"])
     assert seed["title"].startswith("Senior European intelligence officials")
     assert seed["author"] == "Stefan J. Bos" and seed["source"] == "Worthy News"
