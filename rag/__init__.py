@@ -6,8 +6,18 @@ from rag.answer import Calibration
 from rag.chunking import Chunker
 from rag.config import Settings, get_settings
 from rag.dates import make_filter, parse_date
+from rag.doctor import DoctorReport
 from rag.embeddings import LocalMiniLMEmbeddings
-from rag.errors import AnswerFormatError, ConfigError, CorpusError, ModelError, QuestionError, RagError, RagIndexError
+from rag.errors import (
+    AnswerFormatError,
+    ConfigError,
+    CorpusError,
+    IndexBusyError,
+    ModelError,
+    QuestionError,
+    RagError,
+    RagIndexError,
+)
 from rag.feedback import read_feedback, record_feedback
 from rag.indexer import IngestReport, count_articles
 from rag.judge import FEATURES as JUDGE_FEATURES
@@ -26,6 +36,8 @@ __all__ = [
     "ConfigError",
     "CorpusError",
     "DateFilter",
+    "DoctorReport",
+    "IndexBusyError",
     "IngestReport",
     "JudgeParams",
     "LocalMiniLMEmbeddings",

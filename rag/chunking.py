@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -74,20 +75,24 @@ class Chunker:
         )
 
     def split(self, article: Article) -> list[Chunk]:
+        """Linear in the article's length: each chunk looks only at the sentences it overlaps."""
         text = article.text
         sentences = split_sentences(text)
+        ends = [e for _, e in sentences]
         docs = self._splitter.create_documents([text])
         chunks: list[Chunk] = []
         for i, doc in enumerate(docs):
             start = int(doc.metadata["start_index"])
             if start < 0 or text[start : start + len(doc.page_content)] != doc.page_content:
-                start = text.find(doc.page_content)
+                start = text.find(doc.page_content, chunks[-1].start if chunks else 0)
             end = start + len(doc.page_content)
-            spans = tuple(
-                (max(s, start), min(e, end))
-                for s, e in sentences
-                if s < end and e > start and text[max(s, start) : min(e, end)].strip()
-            )
+            spans: list[tuple[int, int]] = []
+            for j in range(bisect.bisect_right(ends, start), len(sentences)):
+                s, e = sentences[j]
+                if s >= end:
+                    break
+                if text[max(s, start) : min(e, end)].strip():
+                    spans.append((max(s, start), min(e, end)))
             chunks.append(
                 Chunk(
                     chunk_id=f"{article.article_id}:{article.content_hash[:10]}:{i:04d}",
@@ -96,7 +101,7 @@ class Chunker:
                     text=doc.page_content,
                     start=start,
                     end=end,
-                    sentences=spans,
+                    sentences=tuple(spans),
                     article=article,
                 )
             )

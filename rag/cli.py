@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -11,7 +12,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag import Answer, ConfigError, RagError, RagService, Settings, Turn, count_articles, make_filter
+from rag import (
+    Answer,
+    ConfigError,
+    IngestReport,
+    RagError,
+    RagService,
+    Settings,
+    Turn,
+    count_articles,
+    make_filter,
+)
 
 EXIT_ERROR = 1
 
@@ -72,9 +83,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         logging.warning("skipped %s: %s", s.path, s.reason)
     for s in report.undated:
         logging.warning("%s: %s (listed as undated; date filters leave it out)", s.path, s.reason)
+    status = _ingest_status(report, paths)
     if args.json:
         print(json.dumps(report.to_dict()))
-        return 0
+        return status
     from rich.table import Table
 
     t = Table(title=f"ingest into {svc.settings.index_location}")
@@ -90,7 +102,38 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     t.add_row("chunks", str(report.chunks_added), "", "", str(report.chunks_removed), "")
     _err_console().print(t)
-    return 0
+    return status
+
+
+def _ingest_status(report: IngestReport, paths: list[Path]) -> int:
+    """Non-zero (with one line saying why) when nothing at all could be ingested."""
+    if report.added or report.updated or report.unchanged or report.removed:
+        return 0
+    where = ", ".join(map(str, paths))
+    if report.skipped:
+        print(f"error: nothing was ingested: all {len(report.skipped)} inputs in {where} were skipped "
+              "(see the warnings above)", file=sys.stderr)
+    else:
+        print(f"error: no articles found in {where} - supported files: .txt .md .html .json .jsonl .jsonl.gz",
+              file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    report = _service(args).doctor(repair=args.repair)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(f"{report.articles} articles, {report.chunks} chunks", file=sys.stderr)
+        for line in report.repaired:
+            print(f"repaired: {line}", file=sys.stderr)
+        for line in report.problems:
+            print(f"problem: {line}", file=sys.stderr)
+        if report.healthy:
+            print("the index is healthy", file=sys.stderr)
+        elif not args.repair:
+            print("run `rag doctor --repair` to rebuild what is broken", file=sys.stderr)
+    return 0 if report.healthy else EXIT_ERROR
 
 
 # -- ask / chat -----------------------------------------------------------------
@@ -133,6 +176,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     def lines() -> Any:
         if not interactive:
+            if isinstance(sys.stdin, io.TextIOWrapper):  # a line that is not UTF-8 is an error for that line only
+                sys.stdin.reconfigure(errors="surrogateescape")
             yield from sys.stdin
             return
         _err_console().print(
@@ -257,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before this day")
         s.add_argument("--as-of", metavar="YYYY-MM-DD", help="answer as of this day: later articles are not seen")
         s.set_defaults(func=fn)
+
+    s = sub.add_parser("doctor", help="check the index against its articles; --repair rebuilds what is broken")
+    s.add_argument("--repair", action="store_true", help="rebuild broken vectors, chunks and BM25")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("stats", help="what is in the index")
     s.add_argument("--json", action="store_true")

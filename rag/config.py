@@ -43,7 +43,11 @@ class Settings(BaseSettings):
     )
     llm_model: str = "gpt-4o-mini"
     llm_temperature: float = 0.0
-    llm_timeout: float = 60.0
+    llm_timeout: float = Field(60.0, gt=0, description="total seconds for one answer")
+    llm_connect_timeout: float = Field(5.0, gt=0, description="seconds to connect to the endpoint")
+    llm_first_token_timeout: float = Field(
+        20.0, gt=0, description="seconds to wait for the first (and each further) byte of an answer"
+    )
     llm_max_retries: int = 2
     mode: Mode = "auto"
 
@@ -52,6 +56,7 @@ class Settings(BaseSettings):
     chroma_token: SecretStr | None = None
 
     max_upload_mb: int = 10
+    max_article_mb: float = Field(5.0, gt=0, description="larger articles are skipped with a warning")
 
     # the HTTP API (`rag serve`)
     api_host: str = Field("127.0.0.1", description="where `rag serve` listens")

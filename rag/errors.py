@@ -45,3 +45,7 @@ class ModelError(RagError):
 
 class AnswerFormatError(RagError):
     """A model's answer could not be parsed into cited sentences."""
+
+
+class IndexBusyError(RagIndexError):
+    """Another process owns the embedded index."""

@@ -80,8 +80,10 @@ class Indexer:
         embedder: LocalMiniLMEmbeddings | Callable[[], LocalMiniLMEmbeddings],
         chunker: Chunker,
         batch_chunks: int = 256,
+        max_article_bytes: int = 5 * 2**20,
     ) -> None:
         self.store = store
+        self.max_article_bytes = max_article_bytes
         self._embedder = embedder
         self.chunker = chunker
         self.batch_chunks = batch_chunks
@@ -107,6 +109,9 @@ class Indexer:
         report = IngestReport()
         self.store.open(create=True)
         known = self.store.article_index()
+        if known:
+            # A damaged vector index would otherwise go unnoticed when every article is unchanged.
+            self.store.probe_vectors()
         seen: set[str] = set()
         pending: list[tuple[Article, list[Chunk], bool]] = []
         pending_chunks = 0
@@ -217,7 +222,7 @@ class Indexer:
     def _articles(self, paths: Iterable[Path], skipped: list[Skipped]) -> Iterable[Article]:
         for f in iter_files(paths):
             try:
-                yield from load_articles(f, skipped)
+                yield from load_articles(f, skipped, self.max_article_bytes)
             except CorpusError as exc:
                 skipped.append(Skipped(exc.path, exc.problem))
 

@@ -19,7 +19,8 @@ from rag.errors import CorpusError
 from rag.types import Article
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".jsonl.gz")
-MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_FILE_BYTES = 200 * 1024 * 1024  # a file of many records (.json); one article is bounded by RAG_MAX_ARTICLE_MB
+DEFAULT_MAX_ARTICLE_MB = 5.0
 MAX_TITLE_CHARS = 90
 
 _BYLINE = re.compile(r"^\s*by\s+([^,\n]{3,80})(?:,[^\n]*)?$", re.IGNORECASE)
@@ -50,7 +51,10 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield p
             continue
         for f in sorted(p.rglob("*")):
-            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts):
+            if any(part.startswith(".") for part in f.relative_to(p).parts):
+                continue
+            # A broken link, a link loop or a link to a folder is yielded too: load_articles names it.
+            if f.is_file() or (f.is_symlink() and (not f.exists() or f.is_dir())):
                 yield f
 
 
@@ -186,8 +190,38 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise CorpusError(str(path), f"cannot be read ({exc}); the file may be truncated") from exc
 
 
-def load_articles(path: Path, skipped: list[Skipped]) -> Iterator[Article]:
-    """Articles of one file; bad records are appended to skipped, a bad file raises CorpusError."""
+def load_articles(
+    path: Path, skipped: list[Skipped], max_article_bytes: int = int(DEFAULT_MAX_ARTICLE_MB * 2**20)
+) -> Iterator[Article]:
+    """Articles of one file; bad or oversized records are appended to skipped, a bad file raises CorpusError.
+
+    An article over max_article_bytes (RAG_MAX_ARTICLE_MB) is skipped before it is chunked or embedded: one
+    such file (say a 30 MB log saved as .txt) would otherwise hold an ingest for many minutes.
+    """
+    limit_mb = f"{max_article_bytes / 2**20:g}"
+    if path.is_symlink() and not path.exists():
+        raise CorpusError(str(path), "is a broken symbolic link or a link loop; skipped - fix or remove the link")
+    if path.is_symlink() and path.is_dir():
+        raise CorpusError(str(path), "is a link to a folder, which is not followed - ingest that folder itself")
+    suffix = suffix_of(path)
+    if suffix not in (".json", ".jsonl", ".jsonl.gz") and path.exists() and path.stat().st_size > max_article_bytes:
+        raise CorpusError(
+            str(path.resolve()),
+            f"is {path.stat().st_size / 2**20:.1f} MB, over the {limit_mb} MB article limit "
+            "(RAG_MAX_ARTICLE_MB); split it or raise the limit",
+        )
+    for article in _load_articles(path, skipped):
+        size = len(article.text.encode("utf-8"))
+        if size > max_article_bytes:
+            skipped.append(
+                Skipped(article.source_path, f"article {article.article_id} is {size / 2**20:.1f} MB, over the "
+                        f"{limit_mb} MB article limit (RAG_MAX_ARTICLE_MB)")
+            )
+            continue
+        yield article
+
+
+def _load_articles(path: Path, skipped: list[Skipped]) -> Iterator[Article]:
     path = path.resolve()
     suffix = suffix_of(path)
     if suffix not in TEXT_SUFFIXES:

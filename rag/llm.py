@@ -58,6 +58,7 @@ def local_gguf_path() -> Path:
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
     """ChatOpenAI for the configured endpoint; retries are ours (bounded, with backoff), not the SDK's."""
+    import openai
     from langchain_openai import ChatOpenAI
 
     # Local servers (llama.cpp, Ollama, vLLM) accept any key; the SDK insists on one.
@@ -67,7 +68,11 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
         base_url=settings.llm_base_url or DEFAULT_BASE_URL,
         api_key=key,
         temperature=settings.llm_temperature,
-        timeout=settings.llm_timeout,
+        # Connect, then first byte (and each later one), each bounded on its own: a server that accepts
+        # the connection and never answers fails after RAG_LLM_FIRST_TOKEN_TIMEOUT, not the total.
+        timeout=openai.Timeout(
+            settings.llm_timeout, connect=settings.llm_connect_timeout, read=settings.llm_first_token_timeout
+        ),
         max_retries=0,
         max_tokens=MAX_TOKENS,  # type: ignore[call-arg]
         streaming=True,
@@ -87,6 +92,25 @@ def scrub(text: str, settings: Settings) -> str:
     return _KEYLIKE.sub("***", text)
 
 
+def _caused_by(exc: BaseException, *names: str) -> bool:
+    """Whether exc or an exception behind it is one of the named transport errors (by class name: the
+    SDK's HTTP library is httpx or its fork httpx2, depending on the SDK's version)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if any(k.__name__ in names for k in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def total_timeout_error(settings: Settings) -> ModelError:
+    url = settings.llm_base_url or DEFAULT_BASE_URL
+    return ModelError(
+        f"The language model at {url} did not finish its answer within {settings.llm_timeout:g} s - raise "
+        f"RAG_LLM_TIMEOUT or ask for less, {FALLBACK_HINT}."
+    )
+
+
 def translate_error(exc: BaseException, settings: Settings) -> ModelError | None:
     """A ModelError saying what to check, for an error of the OpenAI SDK; None for anything else."""
     import openai
@@ -99,10 +123,22 @@ def translate_error(exc: BaseException, settings: Settings) -> ModelError | None
     model = settings.llm_model
     key_state = "an API key is set" if settings.openai_api_key is not None else "no API key is set"
     if isinstance(exc, openai.APITimeoutError):
+        if _caused_by(exc, "ConnectTimeout"):
+            return ModelError(
+                f"Connecting to the language model at {url} took over {settings.llm_connect_timeout:g} s - check "
+                f"the address and the network, raise RAG_LLM_CONNECT_TIMEOUT, {FALLBACK_HINT}.",
+                is_retryable=True,
+            )
+        # Accepted but silent: a hung server rarely recovers within a retry's backoff, so no retry.
         return ModelError(
-            f"The language model at {url} did not answer within {settings.llm_timeout:g} s - check that the "
-            f"server is not overloaded, raise RAG_LLM_TIMEOUT, {FALLBACK_HINT}.",
-            is_retryable=True,
+            f"The language model at {url} accepted the request but sent nothing for "
+            f"{settings.llm_first_token_timeout:g} s - check that the server is not hung or overloaded, raise "
+            f"RAG_LLM_FIRST_TOKEN_TIMEOUT, {FALLBACK_HINT}.",
+        )
+    if isinstance(exc, openai.APIConnectionError) and _caused_by(exc, "ProtocolError", "DecodingError"):
+        return ModelError(
+            f"The server at {url} did not answer with valid HTTP - check that RAG_LLM_BASE_URL points at an "
+            f"OpenAI-compatible endpoint (it usually ends in /v1), {FALLBACK_HINT}."
         )
     if isinstance(exc, openai.APIConnectionError):
         return ModelError(
@@ -179,11 +215,17 @@ def _text(chunk: Any) -> str:
 
 
 # -- answering ---------------------------------------------------------------------------
+_FENCE = re.compile(r"<\s*/?\s*passage", re.IGNORECASE)
+
+
 def format_passages(passages: list[Passage]) -> str:
+    """Numbered passages, each fenced in <passage> tags as quoted data; a tag inside an article is defused
+    so that article text can never close its fence and speak as the prompt."""
     out = []
     for i, p in enumerate(passages, 1):
-        head = p.title or p.article_id
-        out.append(f"[{i}] {head}\n{p.text.strip()}")
+        head = _FENCE.sub("‹passage", p.title or p.article_id)
+        body = _FENCE.sub("‹passage", p.text.strip())
+        out.append(f'<passage id="{i}">\n[{i}] {head}\n{body}\n</passage>')
     return "\n\n".join(out)
 
 
@@ -218,12 +260,15 @@ class LLMAnswerer:
         attempt = 0
         while True:
             started = False
+            deadline = time.monotonic() + self.settings.llm_timeout
             try:
                 for chunk in self.runnable.stream(inputs):
                     piece = _text(chunk)
                     if piece:
                         started = True
                         yield piece
+                    if time.monotonic() > deadline:  # a server trickling tokens forever
+                        raise total_timeout_error(self.settings)
                 return
             except Exception as exc:
                 err = translate_error(exc, self.settings)

@@ -88,6 +88,16 @@ class BM25Index:
         self._revision = revision
         return True
 
+    def loads_current(self) -> bool:
+        """Whether the persisted index loads and matches the store's revision (read from disk, no rebuild)."""
+        with self._lock:
+            self._model = None
+            return self._load(self.store.revision())
+
+    def size(self) -> int:
+        """Chunks in the loaded index."""
+        return len(self._ids)
+
     def is_current(self) -> bool:
         """Whether the persisted index matches the store's revision (no rebuild needed)."""
         try:

@@ -9,11 +9,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rag import doctor
 from rag.answer import Calibration
 from rag.chain import Answerer, ExtractiveAnswerer, RagChain, Request
 from rag.chunking import Chunker
 from rag.config import Settings
 from rag.dates import UNDATED_DAY, chroma_where, make_filter
+from rag.doctor import DoctorReport
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError, QuestionError, RagIndexError
 from rag.indexer import Indexer, IngestReport, ProgressFn
@@ -23,6 +25,9 @@ from rag.types import Answer, Article, DateFilter, Turn
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+
+
+MAX_K = 50  # passages per question: the same bound as RAG_TOP_K
 
 
 class RagService:
@@ -88,11 +93,25 @@ class RagService:
         chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
         with self._lock:
             # The embedder is loaded only if something needs embedding (a no-op re-ingest never loads it).
-            report = Indexer(self.store, lambda: self.embedder, chunker).ingest(
+            indexer = Indexer(
+                self.store, lambda: self.embedder, chunker, max_article_bytes=int(self.settings.max_article_mb * 2**20)
+            )
+            report = indexer.ingest(
                 paths, sync=sync, progress=progress, limit=limit
             )
-            if report.changed or not self.bm25.is_current():
+            if report.changed or not self.bm25.loads_current():  # a damaged BM25 file is rebuilt here too
                 self.bm25.rebuild()
+        return report
+
+    def doctor(self, repair: bool = False) -> DoctorReport:
+        """Check the index against the article registry; with repair, rebuild what is broken."""
+        if not self.store.exists():
+            raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
+        with self._lock:
+            report = doctor.check(self.store, self.bm25)
+            if repair and not report.healthy:
+                chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
+                report = doctor.repair(self.store, self.bm25, lambda: self.embedder, chunker, report)
         return report
 
     def delete_article(self, article_id: str) -> int:
@@ -149,6 +168,15 @@ class RagService:
                 f"The question has {len(q)} characters, over the limit of "
                 f"{self.settings.max_question_chars} - shorten it."
             )
+        try:
+            q.encode("utf-8")
+        except UnicodeEncodeError as exc:  # bytes that were not UTF-8 (a terminal or pipe in another encoding)
+            raise QuestionError(
+                f"The question is not valid UTF-8 text (character {exc.start + 1}) - retype it or fix the "
+                "terminal's encoding."
+            ) from None
+        if k is not None and not 1 <= k <= MAX_K:
+            raise QuestionError(f"k must be between 1 and {MAX_K} passages, not {k}.")
         if not self.store.exists() or self.store.count() == 0:  # count() opens it: mismatches raise
             raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
         dates = dates or DateFilter()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any, TypeVar
 
 import numpy as np
 
+from rag import owner
 from rag.config import Settings
+from rag.dates import day_number
 from rag.errors import RagIndexError
 from rag.types import Article, Chunk, Passage
 
@@ -41,8 +44,15 @@ def _is_connection_error(exc: BaseException) -> bool:
     return False
 
 
+def _is_chroma_error(exc: BaseException) -> bool:
+    """An error raised inside chromadb (InternalError "Error loading hnsw index", "Error getting embedding")."""
+    return type(exc).__module__.startswith("chromadb") or "hnsw" in str(exc).lower()
+
+
 def _article_meta(article: Article) -> dict[str, Any]:
-    return {k: v for k, v in asdict(article).items() if k in ARTICLE_FIELDS}
+    meta = {k: v for k, v in asdict(article).items() if k in ARTICLE_FIELDS}
+    meta["published_day"] = day_number(article.published)  # YYYYMMDD int for $gte/$lte; 0 when undated
+    return meta
 
 
 def _is_auth_error(exc: BaseException) -> bool:
@@ -66,6 +76,11 @@ class ChromaStore:
         self.model_name = model_name
         self.dimension = dimension
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        # An embedded index is owned by one process: two writers (or a reader beside a writer) were seen
+        # to corrupt it. A Chroma server serialises access itself.
+        self._owner = None if settings.chroma_host else owner.acquire(settings.data_dir)
+        if self._owner is not None:  # a store dropped without close() gives its use back when collected
+            self._release = weakref.finalize(self, owner.release, self._owner)
         try:
             if settings.chroma_host:
                 headers = {}
@@ -78,9 +93,23 @@ class ChromaStore:
             else:
                 self._client = chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
         except Exception as exc:  # chromadb raises many kinds; all mean "cannot open"
+            self.close()
             raise self._open_error(exc) from exc
         self._chunks: Any = None
         self._articles: Any = None
+
+    def close(self) -> None:
+        """Give up ownership of an embedded index (another process may open it afterwards)."""
+        if self._owner is not None:
+            self._release()
+            self._owner = None
+
+    def damaged(self, exc: BaseException) -> RagIndexError:
+        """A store call that failed inside Chroma: name the index and the repair command."""
+        return RagIndexError(
+            f"The index in {self.settings.index_location} is damaged ({exc.__class__.__name__}: "
+            f"{str(exc)[:160]}) - run `rag doctor --repair` to check and rebuild it from the stored articles."
+        )
 
     def _open_error(self, exc: Exception) -> RagIndexError:
         if self.settings.chroma_host and _is_auth_error(exc):
@@ -167,7 +196,7 @@ class ChromaStore:
         return str((fresh.metadata or {}).get("revision", ""))
 
     def bump_revision(self) -> None:
-        self.articles.modify(metadata={"revision": uuid.uuid4().hex})
+        self._try(lambda: self.articles.modify(metadata={"revision": uuid.uuid4().hex}))
 
     # -- writes ------------------------------------------------------------------
     def max_batch(self) -> int:
@@ -244,44 +273,114 @@ class ChromaStore:
         except Exception as exc:
             if self.settings.chroma_host and (_is_connection_error(exc) or _is_auth_error(exc)):
                 raise self._open_error(exc) from exc
+            if _is_chroma_error(exc):
+                raise self.damaged(exc) from exc
             raise
 
     def delete_article(self, article_id: str, registry: bool = True) -> int:
-        got = self.chunks.get(where={"article_id": article_id}, include=[])
+        got = self._try(lambda: self.chunks.get(where={"article_id": article_id}, include=[]))
         if got["ids"]:
-            self.chunks.delete(ids=got["ids"])
+            self._try(lambda: self.chunks.delete(ids=got["ids"]))
         if registry:
-            self.articles.delete(ids=[article_id])
+            self._try(lambda: self.articles.delete(ids=[article_id]))
         return len(got["ids"])
 
+    def set_dates(self, articles: Sequence[Article]) -> None:
+        """Write published / published_day of already-stored articles (registry and chunks), no re-embedding.
+
+        Upgrades articles stored before dates were; the registry record is written last, as in add_articles.
+        """
+        if not articles:
+            return
+        ids = [a.article_id for a in articles]
+        by_id = {a.article_id: a for a in articles}
+        where = {"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}
+        got = self._try(lambda: self.chunks.get(where=where, include=["metadatas"]))
+        metas = []
+        for m in got["metadatas"]:
+            a = by_id[str(m["article_id"])]
+            metas.append({**m, "published": a.published, "published_day": day_number(a.published)})
+        step = self.max_batch()
+        for i in range(0, len(got["ids"]), step):
+            sl = slice(i, i + step)
+            self._try(lambda sl=sl: self.chunks.update(ids=got["ids"][sl], metadatas=metas[sl]))  # type: ignore[misc]
+        reg = self._try(lambda: self.articles.get(ids=ids, include=["metadatas"]))
+        self._try(
+            lambda: self.articles.update(
+                ids=reg["ids"],
+                metadatas=[
+                    {**m, "published": by_id[i].published, "published_day": day_number(by_id[i].published)}
+                    for i, m in zip(reg["ids"], reg["metadatas"], strict=True)
+                ],
+            )
+        )
+
     # -- reads -------------------------------------------------------------------
+    def dated_article_ids(self, where: dict[str, Any] | None = None) -> list[str]:
+        """Ids of registered articles stored with a published_day (matching `where` on it, when given)."""
+        cond = where or {"published_day": {"$gte": 0}}
+        got = self._try(lambda: self.articles.get(where=cond, include=[]))
+        return list(got["ids"])
+
     def count(self) -> int:
         return int(self._try(lambda: self.chunks.count()))
 
     def article_count(self) -> int:
-        return int(self.articles.count())
+        return int(self._try(lambda: self.articles.count()))
 
     def article_index(self) -> dict[str, dict[str, Any]]:
         """article_id -> metadata of every registered article (paged)."""
         out: dict[str, dict[str, Any]] = {}
-        total = self.articles.count()
+        total = self.article_count()
         for offset in range(0, total, 5000):
-            got = self.articles.get(include=["metadatas"], limit=5000, offset=offset)
+            got = self._try(lambda offset=offset: self.articles.get(  # type: ignore[misc]
+                include=["metadatas"], limit=5000, offset=offset))
             out.update(zip(got["ids"], got["metadatas"], strict=True))
         return out
 
     def get_article(self, article_id: str) -> Article | None:
-        got = self.articles.get(ids=[article_id], include=["metadatas", "documents"])
+        got = self._try(lambda: self.articles.get(ids=[article_id], include=["metadatas", "documents"]))
         if not got["ids"]:
             return None
         meta = got["metadatas"][0]
         return Article(article_id=article_id, text=got["documents"][0], **{k: meta.get(k, "") for k in ARTICLE_FIELDS})
 
     def iter_chunk_texts(self, batch: int = 5000) -> Iterator[tuple[list[str], list[str]]]:
-        total = self.chunks.count()
+        total = self.count()
         for offset in range(0, total, batch):
-            got = self.chunks.get(include=["documents"], limit=batch, offset=offset)
+            got = self._try(lambda offset=offset: self.chunks.get(  # type: ignore[misc]
+                include=["documents"], limit=batch, offset=offset))
             yield got["ids"], got["documents"]
+
+    def iter_chunk_metadata(self, batch: int = 5000) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+        total = self.count()
+        for offset in range(0, total, batch):
+            got = self._try(lambda offset=offset: self.chunks.get(  # type: ignore[misc]
+                include=["metadatas"], limit=batch, offset=offset))
+            yield got["ids"], got["metadatas"]
+
+    def probe_vectors(self) -> None:
+        """A cheap health check of the vector index: one nearest-neighbour query and a page of stored
+        vectors (a truncated or half-written HNSW file fails the second with "Error getting embedding")."""
+        vec = np.full(self.dimension, 1.0 / np.sqrt(self.dimension), dtype=np.float32)
+        self._try(lambda: self.chunks.query(query_embeddings=[vec.tolist()], n_results=1, include=[]))
+        self._try(lambda: self.chunks.get(limit=100, include=["embeddings"]))
+
+    def delete_chunks(self, ids: Sequence[str]) -> None:
+        step = self.max_batch()
+        for i in range(0, len(ids), step):
+            self._try(lambda i=i: self.chunks.delete(ids=list(ids[i : i + step])))  # type: ignore[misc]
+
+    def reset_chunks(self) -> None:
+        """Drop the chunk collection (its vector index is damaged) and create it empty; the registry stays."""
+        chunks_name = self._names()[0]
+        try:
+            self._client.delete_collection(chunks_name)
+        except Exception as exc:  # a collection too damaged to delete cleanly is still gone from the catalogue
+            if chunks_name in {c if isinstance(c, str) else c.name for c in self._client.list_collections()}:
+                raise self.damaged(exc) from exc
+        self._chunks = self._articles = None
+        self.open(create=True)
 
     def _passages(self, ids: list[str], docs: list[str], metas: list[dict[str, Any]]) -> list[Passage]:
         out = []
@@ -301,13 +400,17 @@ class ChromaStore:
             )
         return out
 
-    def dense_search(self, vector: np.ndarray, n: int) -> list[Passage]:
+    def dense_search(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[Passage]:
+        """The n nearest chunks; `where` (a Chroma metadata filter, e.g. on published_day) narrows them first."""
         n = min(n, self.count())
         if n <= 0:
             return []
         res = self._try(
             lambda: self.chunks.query(
-                query_embeddings=[vector.tolist()], n_results=n, include=["documents", "metadatas", "distances"]
+                query_embeddings=[vector.tolist()],
+                n_results=n,
+                where=where,
+                include=["documents", "metadatas", "distances"],
             )
         )
         passages = self._passages(res["ids"][0], res["documents"][0], res["metadatas"][0])

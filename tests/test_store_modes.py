@@ -184,6 +184,9 @@ def test_server_that_goes_away_mid_session(tmp_path: Path) -> None:
     with pytest.raises(RagIndexError) as err:
         svc.ask("What did the lighthouse automation cost?")
     assert f"127.0.0.1:{port}" in err.value.user_message
+    with pytest.raises(RagIndexError) as err:  # the UI sidebar's call (was an unexpected ConnectError)
+        svc.stats()
+    assert f"127.0.0.1:{port}" in err.value.user_message
 
 
 def test_server_lost_mid_ingest_then_resumed(tmp_path: Path) -> None:

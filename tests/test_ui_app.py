@@ -13,9 +13,9 @@ import pytest
 from conftest import CORPUS, REPO, make_settings
 from streamlit.testing.v1 import AppTest
 
-from rag import RagService, read_feedback
-from ui.conversation import Conversation, to_json, to_markdown
-from ui.library import sanitize_filename
+from rag import Answer, Citation, RagService, read_feedback
+from rag.uploads import sanitize_filename
+from ui.conversation import Conversation, Exchange, to_json, to_markdown
 from ui.render import unescape_md
 
 APP = str(REPO / "ui" / "app.py")
@@ -143,7 +143,7 @@ def test_new_conversation_and_exports(app: AppTest) -> None:
     md_doc, js = to_markdown(c), json.loads(to_json(c))
     a = c.exchanges[0].answer
     assert a is not None
-    assert f"## {RUSSIA}" in md_doc and a.citations[0].quote in md_doc
+    assert f"## {RUSSIA}" in unescape_md(md_doc) and a.citations[0].quote in unescape_md(md_doc)
     assert js["turns"][0]["answer"]["citations"][0]["quote"] == a.citations[0].quote
     assert [b.label for b in app.download_button] == ["Markdown", "JSON"]
     next(b for b in app.button if b.label == "New conversation").click().run()
@@ -388,3 +388,15 @@ def test_evaluation_page_placeholder_then_report(monkeypatch: pytest.MonkeyPatch
     assert failing == ["g1 · factoid · dev"]
     assert "Who won?" in [t.value for t in at.text] and "Nobody won the match." in [t.value for t in at.text]
     assert any("key fact missing" in unescape_md(e.value) for e in at.error)
+
+
+def test_markdown_export_keeps_article_html_and_links_as_text() -> None:
+    evil = 'Look <img src=x onerror=alert(1)> and [click](http://evil.example) now.'
+    cit = Citation(1, "c1", "a1", "<b>Title</b>", False, "site", "", "http://evil.example/x", evil, 0, len(evil))
+    answer = Answer(question="q", standalone_question="q", answer=f"{evil} [1]", refused=False, mode="extractive",
+                    citations=[cit])
+    doc = to_markdown(Conversation(exchanges=[Exchange("<script>x</script> [a](http://evil.example)", "extractive",
+                                                       answer=answer)]))
+    for raw in ("<img", "<b>", "<script>", "](http", "http://evil"):
+        assert raw not in doc, raw
+    assert evil in unescape_md(doc)  # the words are all still there, as text

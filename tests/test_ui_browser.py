@@ -73,7 +73,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     extra = root / "extra"
     extra.mkdir()
     (extra / "tulips.txt").write_text(MARKUP_ARTICLE, encoding="utf-8")
-    RagService(make_settings(root / "data")).ingest([CORPUS, extra])
+    builder = RagService(make_settings(root / "data"))
+    builder.ingest([CORPUS, extra])
+    builder.close()  # the app process must own the index
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") and k != "OPENAI_API_KEY"}
     env.update(RAG_DATA_DIR=str(root / "data"), RAG_CORPUS_DIR=str(CORPUS), ANONYMIZED_TELEMETRY="False")
@@ -154,11 +156,16 @@ def _squash(text: str) -> str:
 
 def test_streamed_answer_with_citation_and_highlighted_quote(browser: Browser, server: str, tmp_path: Path) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    requested: list[str] = []
+    context.on("request", lambda r: requested.append(r.url))
     page = _open(context, server)
     _ask(page, RUSSIA)
     msg = _answer(page, 1)
     text = msg.inner_text()
     assert re.search(r"\[1\]", text), text
+    page.wait_for_load_state("networkidle")
+    outside = [u for u in requested if not u.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:"))]
+    assert requested and not outside, outside  # offline: nothing leaves the machine (fonts, icons, telemetry)
     assert "Answered in" in text
     msg.get_by_text(re.compile(r"^Sources \(\d+\)$")).click()
     mark = msg.locator("mark.rag-quote").first

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rag import Answer, Turn
+from ui.render import md
 
 
 @dataclass
@@ -45,19 +46,23 @@ class Conversation:
 
 
 def to_markdown(conv: Conversation) -> str:
-    """The conversation as a Markdown document: questions, answers, and cited quotes."""
+    """The conversation as a Markdown document: questions, answers, and cited quotes.
+
+    Everything that came from users or articles is escaped (as on the page), so article HTML and links
+    stay text in any Markdown viewer.
+    """
     lines = ["# Conversation", ""]
     for e in conv.exchanges:
-        lines += [f"## {e.question}", ""]
+        lines += [f"## {md(e.question)}", ""]
         if e.answer is None:
-            lines += [f"_Error: {e.error}_", ""]
+            lines += [f"_Error: {md(e.error or '')}_", ""]
             continue
         a = e.answer
-        lines += [f"_{'refused' if a.refused else 'answer'} ({a.mode})_", "", a.answer, ""]
+        lines += [f"_{'refused' if a.refused else 'answer'} ({a.mode})_", "", md(a.answer), ""]
         for c in a.citations:
             meta = ", ".join(x for x in (c.source, c.published or "undated", c.url) if x)
-            lines.append(f"- [{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
-            lines.append(f"  > {c.quote}")
+            lines.append(f"- \\[{c.n}\\] {md(c.title)}" + (f" ({md(meta)})" if meta else ""))
+            lines.append(f"  > {md(c.quote)}".replace("  \n", "  \n  > "))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,58 +11,22 @@ import streamlit as st
 
 from rag import IngestReport, RagService, Settings, count_articles
 from rag.dates import iso_date
+from rag.uploads import ALLOWED_SUFFIXES, UploadRejected
+from rag.uploads import save_upload as _save_upload
+from rag.uploads import uploads_dir as _uploads_dir
 from ui.common import get_service, settings, show_error
 from ui.render import md
 
-ALLOWED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
 UPLOAD_TYPES = [s.lstrip(".") for s in ALLOWED_SUFFIXES]
-MAX_NAME_CHARS = 120
 UPLOADER_KEY = "uploader_round"
 
 
-class UploadRejected(Exception):
-    """A file refused before it is written (its name and the problem)."""
-
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(f"{name}: {problem}")
-        self.name = name
-        self.problem = problem
-
-
 def uploads_dir(s: Settings) -> Path:
-    return s.data_dir / "uploads"
+    return _uploads_dir(s.data_dir)
 
 
-def sanitize_filename(name: str) -> str:
-    """A safe file name: no directories, ASCII letters, digits, '.', '-', '_' only; never hidden."""
-    base = re.split(r"[\\/]", name)[-1]
-    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._-")
-    base = re.sub(r"\.{2,}", ".", base)
-    if len(base) > MAX_NAME_CHARS:
-        stem, dot, ext = base.rpartition(".")
-        base = (stem[: MAX_NAME_CHARS - len(ext) - 1] + dot + ext) if dot and len(ext) <= 8 else base[:MAX_NAME_CHARS]
-    return base or "upload.txt"
-
-
-def save_upload(s: Settings, name: str, data: bytes) -> Path:
-    """Check size and type, then write under data_dir/uploads (and nowhere else)."""
-    limit = s.max_upload_mb * 1024 * 1024
-    if len(data) > limit:
-        size = f"{len(data) / 1e6:.1f} MB"
-        raise UploadRejected(name, f"{size} is over the {s.max_upload_mb} MB limit (RAG_MAX_UPLOAD_MB)")
-    if not data.strip():
-        raise UploadRejected(name, "the file is empty")
-    safe = sanitize_filename(name)
-    if not safe.lower().endswith(ALLOWED_SUFFIXES):
-        raise UploadRejected(name, f"unsupported type - upload {', '.join(ALLOWED_SUFFIXES)} files")
-    root = uploads_dir(s).resolve()
-    target = (root / safe).resolve()
-    if target.parent != root:  # sanitize_filename makes this impossible; keep the guard anyway
-        raise UploadRejected(name, "the file name is not allowed")
-    root.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return target
+def save_upload(s: Settings, name: str, data: bytes, replace: bool = False) -> Path:
+    return _save_upload(s.data_dir, name, data, s.max_upload_mb, replace=replace)
 
 
 @dataclass
@@ -74,13 +36,17 @@ class UploadResult:
     reports: list[IngestReport] = field(default_factory=list)
 
 
-def ingest_uploads(svc: RagService, files: list[tuple[str, bytes]], on_progress: Any = None) -> UploadResult:
-    """Save each file, ingest it, and collect one message per problem (naming the file)."""
+def ingest_uploads(
+    svc: RagService, files: list[tuple[str, bytes]], on_progress: Any = None, replace: bool = False
+) -> UploadResult:
+    """Save each file, ingest it, and collect one message per problem (naming the file).
+
+    A file whose cleaned name is taken by a different upload is kept beside it unless replace is set."""
     s = svc.settings
     out = UploadResult()
     for name, data in files:
         try:
-            out.saved.append(save_upload(s, name, data))
+            out.saved.append(save_upload(s, name, data, replace=replace))
         except UploadRejected as exc:
             out.errors.append(f"{exc.name}: {exc.problem}")
     total = max(1, count_articles(out.saved)) if out.saved else 1
@@ -158,12 +124,19 @@ def _upload_section(svc: RagService, s: Settings) -> None:
         f"Files (.txt, .md, .html, .json, .jsonl; up to {s.max_upload_mb} MB each)",
         type=UPLOAD_TYPES, accept_multiple_files=True, key=f"uploader-{round_}", max_upload_size=s.max_upload_mb,
     )
+    replace = st.checkbox(
+        "Replace uploads of the same name (update those articles)",
+        help="Off: a different file whose name is already taken is kept beside it as a new article.",
+    )
     if not files or not st.button("Ingest", type="primary", icon=":material/upload:"):
         return
     bar = st.progress(0.0, text="Saving files…")
     try:
         result = ingest_uploads(
-            svc, [(f.name, f.getvalue()) for f in files], on_progress=lambda frac, text: bar.progress(frac, text=text)
+            svc,
+            [(f.name, f.getvalue()) for f in files],
+            on_progress=lambda frac, text: bar.progress(frac, text=text),
+            replace=replace,
         )
     except Exception as exc:
         bar.empty()
