@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evals.benchutil import REPO, cpu_note, dir_size_mb, latencies_ms, md_table, peak_rss_mb, percentile, write_section
+from evals.benchutil import REPO, cpu_note, dir_size_mb, latencies_ms, md_table, peak_rss_mb, write_section
 from evals.golden import load_golden
+from evals.metrics import percentile
 from evals.realtimeqa import ARTICLES, write_subset
 from rag import Chunker, LocalMiniLMEmbeddings, RagService, Settings, Turn
 

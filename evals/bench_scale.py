@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evals.benchutil import cpu_note, dir_size_mb, latencies_ms, md_table, peak_rss_mb, percentile, write_section
+from evals.benchutil import cpu_note, dir_size_mb, latencies_ms, md_table, peak_rss_mb, write_section
+from evals.metrics import percentile
 from evals.realtimeqa import (
     ARTICLES,
     QUESTIONS,

@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmarks: timing, percentiles, peak RSS, disk size, docs/benchmarks.md sections."""
+"""Shared helpers of the benchmarks: timing, peak RSS, disk size, docs/benchmarks.md sections."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import contextlib
 import os
 import re
 import resource
-import statistics
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,16 +14,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DOC = REPO / "docs" / "benchmarks.md"
 HEADER = "# Benchmarks\n\nWritten by `make bench` and `make bench-scale`; figures from the last run on this machine.\n"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation; nan for no values."""
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return cuts[min(max(round(q) - 1, 0), 98)]
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:

@@ -64,11 +64,3 @@ def ask_item(service: RagService, item: GoldenItem, mode: str | None = None, k: 
         history.append(Turn(q, answer.answer, answer.standalone_question))
     assert answer is not None
     return answer
-
-
-def key_fact_recall(text: str, key_facts: tuple[tuple[str, ...], ...]) -> float:
-    """Share of key-fact groups of which at least one acceptable string occurs in text."""
-    if not key_facts:
-        return 1.0
-    low = text.lower()
-    return sum(any(s.lower() in low for s in group) for group in key_facts) / len(key_facts)

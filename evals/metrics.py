@@ -107,7 +107,9 @@ def alce_citation_scores(
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.array(values, dtype=float), q)) if values else 0.0
+    """The q-th percentile (0-100), linear interpolation; nan when there are no values (the one definition:
+    the eval reports and the benchmarks use it)."""
+    return float(np.percentile(np.array(values, dtype=float), q)) if len(values) else float("nan")
 
 
 # -- metric classes ---------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 from evals.golden import GOLDEN_PATH, GoldenItem, ask_item, load_golden
 from evals.metrics import ItemResult, Metric, default_metrics, summarise
 from evals.realtimeqa import articles_path, write_subset
-from rag import Answer, RagService, Settings, SupportJudge
+from rag import Answer, ConfigError, RagService, Settings, SupportJudge
 
 log = logging.getLogger(__name__)
 BASELINE_PATH = Path(__file__).resolve().parent / "baseline.json"
@@ -82,11 +82,17 @@ def failures_of(item: GoldenItem, scores: dict[str, Any], refused: bool) -> list
     return out
 
 
-def load_baseline(path: Path = BASELINE_PATH) -> dict[str, Any]:
+def load_baseline(path: Path = BASELINE_PATH, allow_missing: bool = False) -> dict[str, Any]:
+    """The committed baseline; a missing or unreadable one is an error (it would make every run pass)."""
+    if allow_missing and not path.exists():
+        return {}
     try:
         return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return {}
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"The eval baseline {path} is missing or unreadable ({exc.__class__.__name__}) - restore it from git, "
+            "or record one with `rag eval --update-baseline`."
+        ) from exc
 
 
 def baseline_from(summary: dict[str, Any]) -> dict[str, Any]:
@@ -108,9 +114,10 @@ def regressions(dev_metrics: dict[str, float], baseline: dict[str, Any]) -> list
 def run_golden(
     settings: Settings, dataset: Path = GOLDEN_PATH, mode: str | None = "extractive", k: int | None = None,
     distractors: int = DISTRACTORS, progress: Callable[[int, int], None] | None = None,
-    baseline_path: Path = BASELINE_PATH,
+    baseline_path: Path = BASELINE_PATH, allow_missing_baseline: bool = False,
 ) -> EvalRun:
     items = load_golden(dataset)
+    baseline = load_baseline(baseline_path, allow_missing=allow_missing_baseline)  # fail before the long run
     t0 = time.perf_counter()
     svc, n_distractors = eval_service(settings, distractors)
     index_s = time.perf_counter() - t0
@@ -144,7 +151,6 @@ def run_golden(
             ],
             "timings_ms": {k2: round(v, 1) for k2, v in answer.timings_ms.items()},
         })
-    baseline = load_baseline(baseline_path)
     comparable = (baseline.get("dataset") == dataset.stem and baseline.get("mode") == used_mode
                   and baseline.get("distractors") == n_distractors)
     summary = {

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.dates import iso_date
+from rag.errors import ConfigError
 from rag.text import jaccard, terms
 from rag.types import Citation, Passage, Sentence
 
@@ -39,11 +40,15 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+        """The fitted values; a missing or unreadable file is an error, never silent defaults."""
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return cls()
-        return cls(**{k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+            return cls(**{k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"The answerer's calibration {path} is missing or unreadable ({exc.__class__.__name__}) - restore "
+                "it from git or refit it: python -m evals.calibrate."
+            ) from exc
 
 
 @dataclass

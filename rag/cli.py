@@ -325,16 +325,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ui-port", type=int, default=8501, help="with --ui: the app's port")
     s.set_defaults(func=cmd_serve)
 
-    _register_eval(sub)
+    _register_plugins(sub)
     return p
 
 
-def _register_eval(sub: Any) -> None:
-    try:
-        from evals.cli import register
-    except ImportError:
-        return
-    register(sub)
+PLUGIN_GROUP = "rag.commands"  # entry points whose value is register(subparsers); `rag eval` is one
+
+
+def _register_plugins(sub: Any) -> None:
+    """Commands that live outside the library (the eval suite) register through entry points, so rag/
+    never imports them; one that fails to load stays listed and says why when used, never vanishes."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()(sub)
+        except Exception as exc:
+            problem = f"`rag {ep.name}` could not be loaded ({exc.__class__.__name__}: {exc}) - run `make install`"
+            broken = sub.add_parser(
+                ep.name, help=f"(broken: {exc.__class__.__name__})", add_help=False, prefix_chars="\x00"
+            )
+            broken.add_argument("rest", nargs="*")  # any arguments: the command says why it cannot run
+            broken.set_defaults(func=lambda _args, problem=problem: _fail(problem))
+
+
+def _fail(problem: str) -> int:
+    raise ConfigError(problem)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,3 +85,37 @@ def test_errors_are_one_line_and_nonzero(data_dir: Path, args: list[str], needle
 def test_ask_without_index(tmp_path: Path) -> None:
     r = rag(tmp_path / "empty", "ask", "What does Russia want?", "--json")
     assert r.returncode != 0 and "rag ingest" in r.stderr and r.stdout == ""
+
+
+def test_a_command_plugin_that_fails_to_load_says_why(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    """`rag eval` comes from an entry point; if it cannot load, using it is a clear error, never a missing command."""
+    from importlib.metadata import EntryPoint
+
+    from rag.cli import PLUGIN_GROUP, main
+
+    broken = EntryPoint(name="eval", value="evals.no_such_module:register", group=PLUGIN_GROUP)
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [broken] if group == PLUGIN_GROUP else [])
+    assert main(["eval", "--json"]) == 1
+    err = capsys.readouterr().err
+    assert "`rag eval` could not be loaded" in err and "no_such_module" in err and "make install" in err
+
+
+def test_the_installed_eval_command_is_registered() -> None:
+    from rag.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "retrieval", "--realtimeqa", "x"])
+    assert args.func.__module__ == "evals.cli"
+
+
+def test_missing_calibration_and_baseline_are_errors(tmp_path: Path) -> None:
+    from evals.runner import load_baseline
+    from rag import Calibration, ConfigError
+
+    with pytest.raises(ConfigError, match="evals.calibrate"):
+        Calibration.load(tmp_path / "calibration.json")
+    (tmp_path / "baseline.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="--update-baseline"):
+        load_baseline(tmp_path / "baseline.json")
+    with pytest.raises(ConfigError, match="missing or unreadable"):
+        load_baseline(tmp_path / "absent.json")
+    assert load_baseline(tmp_path / "absent.json", allow_missing=True) == {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evals.golden import GoldenItem, ask_item, key_fact_recall, load_golden
+from evals.golden import GoldenItem, ask_item, load_golden
+from evals.metrics import key_fact_recall, strip_markers
 from evals.runner import DISTRACTORS, eval_service
 from rag import RagService, Settings
 
@@ -42,7 +43,7 @@ def check_item(svc: RagService, item: GoldenItem) -> list[str]:
     problems = []
     if a.refused:
         return [f"{item.id}: refused (relevance {a.relevance:.3f})"]
-    if key_fact_recall(a.answer, item.key_facts) < 1.0:
+    if key_fact_recall(strip_markers(a.answer), item.key_facts) < 1.0:
         problems.append(f"{item.id}: key facts {item.key_facts} missing from {a.answer[:200]!r}")
     if not a.citations:
         problems.append(f"{item.id}: no citations")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from rag import Answer, Citation, Passage, RagService
+from ui.common import show_error
 from ui.conversation import Exchange
 from ui.render import has_marker, highlighted_html, md, quote_spans
 
@@ -99,8 +100,9 @@ def _citation(ex_id: str, c: Citation, a: Answer, svc: RagService) -> None:
     if st.toggle("Show the whole article", key=f"article-{ex_id}-{c.n}"):
         try:
             article = svc.get_article(c.article_id)
-        except Exception:  # the index went away since the answer: say so rather than fail the page
-            article = None
+        except Exception as exc:  # the index is unreachable or damaged: say what happened, not "deleted"
+            show_error(exc)
+            return
         if article is None:
             st.warning("This article is no longer in the index.")
         else:
