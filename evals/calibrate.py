@@ -32,10 +32,9 @@ GRID = {
 }
 
 
-def use(svc: RagService, cal: Calibration) -> None:
-    """Make the service answer with this calibration (its chain is rebuilt lazily)."""
-    svc.calibration = cal
-    svc.__dict__.pop("chain", None)
+def use(svc: RagService, cal: Calibration) -> RagService:
+    """A service over the same index and loaded model that answers with this calibration."""
+    return RagService(svc.settings, embedder=svc.embedder, calibration=cal)
 
 
 def gate_threshold(relevance_refuse: list[float], relevance_answer: list[float]) -> float:
@@ -75,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     refuse: list[float] = []
     answer: list[float] = []
     for name, s in (("corpus only", seed_svc), (f"{n} distractors", svc)):
-        use(s, replace(base, gate_threshold=-1.0))  # nothing refused: measure every item's relevance
-        rel = {i.id: ask_item(s, i, mode="extractive").relevance for i in dev}
+        ungated = use(s, replace(base, gate_threshold=-1.0))  # nothing refused: every item's relevance
+        rel = {i.id: ask_item(ungated, i, mode="extractive").relevance for i in dev}
         refuse += [rel[i.id] for i in dev if i.refuse]
         answer += [rel[i.id] for i in answerable]
         print(f"{name}: refuse max {max(rel[i.id] for i in dev if i.refuse):.4f}, "
@@ -86,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for values in itertools.product(*GRID.values()):
         cal = replace(base, gate_threshold=threshold, **dict(zip(GRID, values, strict=True)))
-        use(svc, cal)
-        r = dev_recall(svc, answerable)
+        r = dev_recall(use(svc, cal), answerable)
         dist = sum(abs(getattr(cal, k) - getattr(Calibration(), k)) for k in GRID)
         results.append((r, -dist, cal))
         print(f"  {dict(zip(GRID, values, strict=True))}: dev key-fact recall {r:.4f}", file=sys.stderr)

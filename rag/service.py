@@ -33,17 +33,35 @@ MAX_K = 50  # passages per question: the same bound as RAG_TOP_K
 class RagService:
     """Thread-safe to share between sessions: conversation history is passed in per call."""
 
-    def __init__(self, settings: Settings, chat_model: BaseChatModel | None = None) -> None:
-        """chat_model: a LangChain chat model to use instead of the configured endpoint (tests, embedding apps)."""
+    def __init__(
+        self,
+        settings: Settings,
+        chat_model: BaseChatModel | None = None,
+        *,
+        embedder: LocalMiniLMEmbeddings | None = None,
+        calibration: Calibration | None = None,
+    ) -> None:
+        """The composition root: everything is built from settings, lazily, unless given here.
+
+        chat_model: a LangChain chat model instead of the configured endpoint (tests, embedding apps);
+        embedder: an already loaded embedding model to share (benchmarks, several services in one process);
+        calibration: the answerer's fitted values instead of rag/calibration.json (calibration runs).
+        """
         self.settings = settings
         self._chat_model = chat_model
         self._lock = threading.Lock()
-        self.calibration = Calibration.load()
+        self._given_embedder = embedder
+        self.calibration = calibration if calibration is not None else Calibration.load()
 
     # -- components, built lazily ------------------------------------------------
     @cached_property
     def embedder(self) -> LocalMiniLMEmbeddings:
-        return LocalMiniLMEmbeddings()
+        return self._given_embedder or LocalMiniLMEmbeddings()
+
+    @property
+    def embedder_loaded(self) -> bool:
+        """Whether the embedding model is in memory (a no-op re-ingest and asking for the mode never load it)."""
+        return "embedder" in self.__dict__
 
     @cached_property
     def store(self) -> ChromaStore:
@@ -143,7 +161,8 @@ class RagService:
         mode = mode or self.settings.mode
         if mode == "auto":
             mode = "llm" if self.settings.llm_configured else "extractive"
-        if mode not in self.chain.answerers:
+        available = {"extractive", "llm"} if self.settings.llm_configured or self._chat_model else {"extractive"}
+        if mode not in available:  # decided from settings: asking for the mode builds nothing
             if mode == "llm":
                 raise ConfigError(
                     "LLM mode needs a model: set RAG_LLM_BASE_URL or OPENAI_API_KEY, or use --mode extractive."

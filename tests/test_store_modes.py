@@ -125,7 +125,7 @@ def test_ingest_ask_update_delete(mode: str, tmp_path: Path, request: pytest.Fix
     again = RagService(svc.settings)
     noop = again.ingest([CORPUS, src])
     assert (noop.added, noop.updated, noop.unchanged) == (0, 0, 3)
-    assert "embedder" not in again.__dict__
+    assert not again.embedder_loaded
 
     # An edited article replaces its chunks: the old wording is gone from both retrievers.
     changed = [dict(ARTICLES[0], text=ARTICLES[0]["text"].replace("thirty-one", "forty-four")), ARTICLES[1]]
