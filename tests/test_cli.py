@@ -111,7 +111,7 @@ def test_missing_calibration_and_baseline_are_errors(tmp_path: Path) -> None:
     from evals.runner import load_baseline
     from rag import Calibration, ConfigError
 
-    with pytest.raises(ConfigError, match="evals.calibrate"):
+    with pytest.raises(ConfigError, match=r"evals\.calibrate"):
         Calibration.load(tmp_path / "calibration.json")
     (tmp_path / "baseline.json").write_text("{not json")
     with pytest.raises(ConfigError, match="--update-baseline"):
