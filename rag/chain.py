@@ -204,6 +204,8 @@ class RagChain:
             if produced is None:
                 raise RuntimeError(f"the {req.mode} answerer produced no answer")
             final = produced
+        if not final.refused and wants_recency(req.standalone_question):  # say which day "latest" rests on
+            final.latest_source = max((c.published for c in final.citations if c.published), default=None)
         req.timings_ms["answer"] = (time.perf_counter() - t) * 1000
         req.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         final.timings_ms = dict(req.timings_ms)

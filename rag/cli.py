@@ -149,6 +149,8 @@ def _print_answer(answer: Answer) -> None:
             c.print("[dim]Closest articles: " + escape("; ".join(titles)) + "[/dim]")
         return
     c.print(escape(answer.answer))
+    if answer.latest_source:
+        c.print(f"[dim]Latest source cited: published {answer.latest_source}[/dim]")
     c.print()
     for cit in answer.citations:
         title = cit.title + (" (title derived from text)" if cit.title_derived else "")

@@ -138,6 +138,7 @@ class Answer:
     contexts: list[Passage] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     relevance: float = 0.0
+    latest_source: str | None = None  # for "latest"-style questions: the newest cited publication day (ISO)
 
     def to_dict(self) -> dict[str, Any]:
         """The answer object of the contracts."""
@@ -163,4 +164,5 @@ class Answer:
             ],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "relevance": round(self.relevance, 4),
+            "latest_source": self.latest_source,
         }

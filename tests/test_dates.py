@@ -236,3 +236,14 @@ def test_load_articles_html_metadata_date(tmp_path: Path) -> None:
     )
     (art,) = load_articles(html, [])
     assert art.published == "2025-01-10"
+
+
+def test_latest_question_says_the_day_it_relies_on(dated: tuple[RagService, dict[str, object]]) -> None:
+    svc, _ = dated
+    latest = svc.ask("What is the latest on the grain corridor deal for cargo vessels?", as_of="2025-04-30")
+    assert not latest.refused
+    assert latest.latest_source == max(c.published for c in latest.citations if c.published)
+    assert latest.latest_source is not None and latest.latest_source <= "2025-04-30"
+    assert latest.to_dict()["latest_source"] == latest.latest_source
+    plain = svc.ask("Where was the grain corridor deal signed?")
+    assert plain.latest_source is None, "only questions about the latest state carry it"

@@ -76,6 +76,8 @@ def answer_text(a: Answer, article_count: Callable[[], int]) -> None:
             st.markdown("Closest articles to your question:\n" + "\n".join(f"- {md(t)}" for t in titles))
         return
     st.markdown(_answer_markdown(a))
+    if a.latest_source:
+        st.caption(f"Latest source cited: published {a.latest_source}")
     if any(not s.supported for s in a.sentences):
         st.caption(f"{UNSUPPORTED} marks a sentence the cited passages may not support: check it against the sources.")
 

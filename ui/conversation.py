@@ -59,6 +59,8 @@ def to_markdown(conv: Conversation) -> str:
             continue
         a = e.answer
         lines += [f"_{'refused' if a.refused else 'answer'} ({a.mode})_", "", md(a.answer), ""]
+        if a.latest_source:
+            lines += [f"_Latest source cited: published {a.latest_source}_", ""]
         for c in a.citations:
             meta = ", ".join(x for x in (c.source, c.published or "undated", c.url) if x)
             lines.append(f"- \\[{c.n}\\] {md(c.title)}" + (f" ({md(meta)})" if meta else ""))
