@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     api_key_file: Path | None = Field(None, description="one `sha256-hex-of-key:role` per line")
     api_max_request_bytes: int = Field(262_144, ge=1024, description="larger request bodies get 413")
     api_max_messages: int = Field(50, ge=2, description="messages (or history turns) per request")
+    # fair use and operations (rag/api/limits.py, rag/api/metrics.py)
+    api_rate_per_minute: float = Field(
+        6000.0, ge=0, description="requests per minute per key (token bucket; 0 turns the limit off)"
+    )
+    api_rate_burst: int = Field(200, ge=1, description="requests a key may send at once before the rate applies")
+    api_max_concurrent: int = Field(16, ge=1, description="requests in progress at once; more get 503 at once")
+    api_timeout_s: float = Field(120.0, gt=0, description="seconds until a response starts; then 504")
+    api_cors_origins: str | None = Field(None, description="comma-separated origins allowed by CORS (off when unset)")
+    api_debug: bool = Field(False, description="request log lines also carry the question text")
 
     @property
     def llm_configured(self) -> bool:

@@ -413,17 +413,46 @@ class ChromaStore:
                 include=["documents", "metadatas", "distances"],
             )
         )
-        passages = self._passages(res["ids"][0], res["documents"][0], res["metadatas"][0])
-        for rank, (p, d) in enumerate(zip(passages, res["distances"][0], strict=True)):
-            p.dense_score = 1.0 - float(d)
+        # a chunk deleted while the query ran comes back without its document and metadata: leave it out
+        rows = [
+            r
+            for r in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True)
+            if r[1] is not None and r[2] is not None
+        ]
+        passages = self._passages([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        for rank, (p, r) in enumerate(zip(passages, rows, strict=True)):
+            p.dense_score = 1.0 - float(r[3])
             p.dense_rank = rank
-        return passages
+        return self.committed(passages)
+
+    def committed(self, passages: list[Passage]) -> list[Passage]:
+        """The passages whose article record (the commit marker) is written and names their content.
+
+        An ingest writes chunks first and the record last, so while it runs a reader would otherwise find
+        chunks of a new article not yet registered, or an updated article's new chunks beside its old
+        record (offsets into a text not yet stored). Chunk ids carry the content hash (rag.chunking).
+        """
+        if not passages:
+            return passages
+        ids = sorted({p.article_id for p in passages})
+        got = self._try(lambda: self.articles.get(ids=ids, include=["metadatas"]))
+        hashes = {
+            aid: str((m or {}).get("content_hash", "")) for aid, m in zip(got["ids"], got["metadatas"], strict=True)
+        }
+        out = []
+        for p in passages:
+            h = hashes.get(p.article_id)
+            parts = p.chunk_id.rsplit(":", 2)
+            if h is not None and (not h or len(parts) < 3 or parts[1] == h[:10]):
+                out.append(p)
+        return out
 
     def get_passages(self, ids: list[str]) -> list[Passage]:
         if not ids:
             return []
         got = self._try(lambda: self.chunks.get(ids=ids, include=["documents", "metadatas"]))
-        by_id = {p.chunk_id: p for p in self._passages(got["ids"], got["documents"], got["metadatas"])}
+        passages = self.committed(self._passages(got["ids"], got["documents"], got["metadatas"]))
+        by_id = {p.chunk_id: p for p in passages}
         return [by_id[i] for i in ids if i in by_id]
 
     def get_embeddings(self, ids: list[str]) -> dict[str, np.ndarray]:

@@ -9,14 +9,18 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag import RagError, RagService, Turn
-from rag.api import openai_routes
+from rag.api import articles, openai_routes
 from rag.api.auth import KeyRing, Principal
-from rag.api.deps import ApiState, require, service, state
+from rag.api.deps import ApiState, asked, record, recorded, require, service, state
 from rag.api.errors import ApiError, BodyLimit, error_body, from_rag_error, install_handlers, unexpected
+from rag.api.limits import Limits
+from rag.api.metrics import CONTENT_TYPE, ApiMetrics
+from rag.api.ops import Ops, OpsMiddleware
 from rag.api.schemas import ERRORS, AnswerOut, AskRequest
 
 DESCRIPTION = """Cited answers from a folder of news articles.
@@ -66,17 +70,37 @@ def create_app(svc: RagService, keys: KeyRing | None = None, *, warm: bool = Tru
         title="News RAG API",
         version="1",
         description=DESCRIPTION,
-        openapi_tags=[{"name": "answers"}, {"name": "OpenAI-compatible"}, {"name": "operations"}],
+        openapi_tags=[{"name": n} for n in ("answers", "OpenAI-compatible", "articles", "operations")],
     )
+    metrics = ApiMetrics(svc)
     app.state.api = ApiState(
         service=svc,
         keys=keys if keys is not None else KeyRing.from_settings(settings),
         started=int(time.time()),
+        metrics=metrics,
         warm=warm,
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.api_max_request_bytes)
+    limits = Limits.from_settings(settings)
+    app.state.ops = Ops(limits, metrics, app.router.routes, debug=settings.api_debug)
+    # outermost last: CORS (when configured), then fair use, metrics and the log line, then the body limit
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.api_max_request_bytes,
+        uploads={articles.PATH: articles.upload_body_limit(settings.max_upload_mb)},
+    )
+    app.add_middleware(OpsMiddleware, ops=app.state.ops)
+    if limits.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(limits.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
     install_handlers(app)
     app.include_router(openai_routes.router)
+    app.include_router(articles.router)
 
     @app.post(
         "/v1/ask",
@@ -89,6 +113,7 @@ def create_app(svc: RagService, keys: KeyRing | None = None, *, warm: bool = Tru
         """Answer a question: the answer object of the contracts, or with `stream: true` server-sent events
         (`step`, `text` pieces, then `answer` with the whole object; `error` if it fails midway)."""
         svc = service(request)
+        asked(request, body.question)
         if len(body.history) > svc.settings.api_max_messages:
             raise ApiError(
                 400, f"{len(body.history)} history turns, over the limit of {svc.settings.api_max_messages}."
@@ -108,7 +133,7 @@ def create_app(svc: RagService, keys: KeyRing | None = None, *, warm: bool = Tru
                 )
             )
             return StreamingResponse(
-                ask_events(events), media_type="text/event-stream", headers=openai_routes.SSE_HEADERS
+                ask_events(recorded(request, events)), media_type="text/event-stream", headers=openai_routes.SSE_HEADERS
             )
         answer = await run_in_threadpool(
             partial(
@@ -122,16 +147,17 @@ def create_app(svc: RagService, keys: KeyRing | None = None, *, warm: bool = Tru
                 as_of=body.as_of,
             )
         )
-        return JSONResponse(answer.to_dict())
+        return JSONResponse(record(request, answer).to_dict())
 
-    @app.get("/v1/articles", tags=["answers"], responses=ERRORS, dependencies=[Depends(require("read"))])
-    async def articles(request: Request) -> dict[str, Any]:
-        """The indexed articles and their metadata."""
-        return {"data": await run_in_threadpool(service(request).list_articles)}
+    @app.get("/metrics", tags=["operations"], response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})
+    async def metrics_route(request: Request) -> Response:
+        """Prometheus metrics of this instance (no key needed; keep the route internal at the proxy)."""
+        return Response(await run_in_threadpool(state(request).metrics.render), media_type=CONTENT_TYPE)
 
     @app.get("/v1/admin/whoami", tags=["operations"], responses=ERRORS)
     async def whoami(principal: Annotated[Principal, Depends(require("admin"))]) -> dict[str, Any]:
-        """An admin-only check: the caller's role (admin routes for article changes come later)."""
+        """An admin-only check: the caller's role."""
         return {"role": principal.role, "anonymous": principal.anonymous}
 
     @app.get("/healthz", tags=["operations"])

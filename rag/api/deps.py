@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from rag import RagService
+from rag import Answer, RagService
 from rag.api.auth import ROLES, KeyRing, Principal, bearer_token
 from rag.api.errors import ApiError
+from rag.api.metrics import ApiMetrics
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from RAG_API_KEYS or RAG_API_KEY_FILE")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rag"'}
@@ -24,6 +25,7 @@ class ApiState:
     service: RagService
     keys: KeyRing
     started: int
+    metrics: ApiMetrics
     warm: bool = False
 
 
@@ -63,3 +65,23 @@ def require(role: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
 def service(request: Request) -> RagService:
     return state(request).service
+
+
+def asked(request: Request, question: str) -> None:
+    """Note the question for the request's log line (written only with RAG_API_DEBUG)."""
+    request.state.question = question
+
+
+def record(request: Request, answer: Answer) -> Answer:
+    """Count an answer (mode, refusal, stage latencies) and note it for the request's log line."""
+    state(request).metrics.observe_answer(answer)
+    request.state.mode, request.state.refused = answer.mode, answer.refused
+    return answer
+
+
+def recorded(request: Request, events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """Stream events passed through; the final answer is recorded as by record()."""
+    for kind, value in events:
+        if kind == "answer":
+            record(request, value)
+        yield kind, value

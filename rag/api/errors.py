@@ -24,9 +24,11 @@ _TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     413: "request_too_large",
+    429: "rate_limit_error",
     500: "server_error",
     502: "upstream_error",
     503: "service_unavailable",
+    504: "timeout_error",
 }
 
 
@@ -134,17 +136,19 @@ class BodyLimit:
     Content-Length is limited too; after the body, `receive` passes through (disconnects).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads or {}  # path -> its own limit (multipart uploads: RAG_MAX_UPLOAD_MB)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit = self.uploads.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(scope, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._reject(scope, send, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -154,8 +158,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._reject(scope, send)
+            if size > limit:
+                await self._reject(scope, send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -171,10 +175,12 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        err = ApiError(
-            413, f"The request body is over the limit of {self.max_bytes} bytes (RAG_API_MAX_REQUEST_BYTES)."
-        )
+    async def _reject(self, scope: Scope, send: Send, limit: int) -> None:
+        if scope.get("path") in self.uploads:
+            message = f"The upload is over the limit of {limit / 2**20:.0f} MB per request (RAG_MAX_UPLOAD_MB)."
+        else:
+            message = f"The request body is over the limit of {limit} bytes (RAG_API_MAX_REQUEST_BYTES)."
+        err = ApiError(413, message)
         payload = json.dumps(error_body(err, scope.get("path", ""))).encode()
         await send(
             {

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag import Answer, ConfigError, RagError, RagService, Turn
-from rag.api.deps import require, service, state
+from rag.api.deps import asked, record, recorded, require, service, state
 from rag.api.errors import ApiError, error_body, from_rag_error, unexpected
 from rag.api.schemas import ERRORS, ChatCompletion, ChatCompletionRequest, ChatMessage, ModelList
 
@@ -172,6 +172,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any
         raise ApiError(400, f"{len(body.messages)} messages, over the limit of {limit}.", param="messages")
     mode = await run_in_threadpool(_mode, svc, body.model)
     question, history = to_question(body.messages)
+    asked(request, question)
     cid = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:
@@ -179,9 +180,11 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any
             partial(svc.stream, question, history, body.k, mode, since=body.since, until=body.until, as_of=body.as_of)
         )
         return StreamingResponse(
-            _chunks(cid, created, body.model, events), media_type="text/event-stream", headers=SSE_HEADERS
+            _chunks(cid, created, body.model, recorded(request, events)),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
         )
     answer = await run_in_threadpool(
         partial(svc.ask, question, history, k=body.k, mode=mode, since=body.since, until=body.until, as_of=body.as_of)
     )
-    return JSONResponse(_completion(cid, created, body.model, answer))
+    return JSONResponse(_completion(cid, created, body.model, record(request, answer)))
