@@ -1,13 +1,15 @@
-"""Fit and validate the offline judge on QAGS CNN/DM: `python -m evals.judge_fit [--qags PATH] [--write]`.
+"""Fit and validate the offline judge on QAGS CNN/DM + XSum dev: `python -m evals.judge_fit [--write]`.
 
-Cross-validation is grouped by article (no article in both folds) and reports the judge next to
-the baselines (unigram overlap, embedding cosine, trigram copy rate), each thresholded on the
-training folds only. With --write, the model refitted on all of QAGS goes to rag/judge.json.
+Reports grouped cross-validation per style (articles never straddle folds), fit-on-one-style /
+test-on-the-other both ways, and what each feature group contributes. With --write, the model
+refitted on both files goes to rag/judge.json. Features are cached (--cache) keyed by the files and
+the feature code, so refitting is quick.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -15,84 +17,111 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-from sklearn.model_selection import GroupKFold
 
-from evals.qags import QAGS_CNNDM, load_qags
-from rag import JUDGE_FEATURES, JudgeParams, Settings, SupportJudge
+from evals.judge_cv import (
+    BAND_TARGET,
+    BASELINES,
+    STYLES,
+    Data,
+    ablation,
+    best_threshold,
+    cross_style,
+    cross_validate,
+    fit_judge,
+    uncertain_band,
+)
+from evals.qags import QAGS_CNNDM, QAGS_XSUM, load_qags
+from rag import Settings
 
-BASELINES = {"unigram_overlap": "coverage", "embedding_cosine": "cosine_best", "trigram_copy": "trigram_copy"}
-C = 0.1  # inverse L2 strength; small data, so a firm prior
-FOLDS = 5
 JUDGE_JSON = Path(__file__).resolve().parent.parent / "rag" / "judge.json"
+FEATURE_CODE = Path(__file__).resolve().parent.parent / "rag" / "judge_features.py"
 
 
-def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The threshold maximising balanced accuracy on these (training) scores."""
-    best, best_t = -1.0, 0.5
-    for t in np.unique(scores):
-        b = balanced_accuracy_score(labels, scores >= t)
-        if b > best:
-            best, best_t = b, float(t)
-    return best_t
+def candidate_features(path: Path, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Every candidate feature of every summary sentence of a QAGS file, with labels and article ids."""
+    key = hashlib.sha256(path.read_bytes() + FEATURE_CODE.read_bytes()).hexdigest()[:16]
+    cached = cache_dir / f"qags-{path.stem}-{key}.npz" if cache_dir else None
+    if cached and cached.is_file():
+        z = np.load(cached)
+        return z["x"], z["y"], z["g"], [str(n) for n in z["names"]]
+    from rag.embeddings import LocalMiniLMEmbeddings
+    from rag.judge_features import Encoder, features
+
+    items = load_qags(path)
+    enc = Encoder(LocalMiniLMEmbeddings())
+    vecs, words = enc.claims([i.sentence for i in items])
+    evidence: dict[int, Any] = {}
+    rows = []
+    for it, qv, cw in zip(items, vecs, words, strict=True):
+        if it.article_id not in evidence:
+            evidence[it.article_id] = enc.evidence(it.article)
+        rows.append(features(it.sentence, qv, cw, evidence[it.article_id]))
+    names = list(rows[0])
+    x = np.array([[r[n] for n in names] for r in rows])
+    y = np.array([i.label for i in items])
+    g = np.array([i.article_id for i in items])
+    if cached:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, x=x, y=y, g=g, names=np.array(names))
+    return x, y, g, names
 
 
-def fit_params(x: np.ndarray, y: np.ndarray, fitted_on: str = "") -> JudgeParams:
-    """Standardise, fit a class-balanced logistic regression; decision threshold 0.5 (not tuned)."""
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    model = LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit((x - mean) / scale, y)
-    return JudgeParams(
-        mean=tuple(map(float, mean)), scale=tuple(map(float, scale)), coef=tuple(map(float, model.coef_[0])),
-        intercept=float(model.intercept_[0]), threshold=0.5, fitted_on=fitted_on,
+def load_data(cnndm: Path, xsum: Path, cache_dir: Path | None) -> Data:
+    parts = [candidate_features(p, cache_dir) for p in (cnndm, xsum)]
+    names = parts[0][3]
+    return Data(
+        x=np.vstack([p[0] for p in parts]),
+        y=np.concatenate([p[1] for p in parts]),
+        style=np.concatenate([np.full(len(p[1]), s) for s, p in enumerate(parts)]),
+        group=np.concatenate([p[2] + 100_000 * s for s, p in enumerate(parts)]),
+        names=tuple(names),
     )
 
 
-def cross_validate(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
-    """Out-of-fold balanced accuracy and ROC AUC of the judge and of each baseline."""
-    names = list(JUDGE_FEATURES)
-    oof = {"judge": np.zeros(len(y)), **{b: np.zeros(len(y)) for b in BASELINES}}
-    pred = {k: np.zeros(len(y), dtype=bool) for k in oof}
-    for train, test in GroupKFold(n_splits=FOLDS).split(x, y, groups):
-        judge = SupportJudge(embedder=None, params=fit_params(x[train], y[train]))
-        oof["judge"][test] = judge.probabilities(x[test])
-        pred["judge"][test] = oof["judge"][test] >= judge.threshold
-        for b, feature in BASELINES.items():
-            col = names.index(feature)
-            t = best_threshold(x[train, col], y[train])
-            oof[b][test] = x[test, col]
-            pred[b][test] = x[test, col] >= t
-    report = {
-        k: {"balanced_accuracy": float(balanced_accuracy_score(y, pred[k])), "roc_auc": float(roc_auc_score(y, oof[k]))}
-        for k in oof
+def fit_report(d: Data, with_ablation: bool = True) -> tuple[dict[str, Any], Any]:
+    cv = cross_validate(d)
+    scores = cv.pop("oof")
+    band = uncertain_band(d, scores)
+    in_band = float(np.mean((scores >= band[0]) & (scores < band[1])))
+    sizes = {s: {"n": int((d.style == i).sum()), "articles": len(set(d.group[d.style == i].tolist())),
+                 "supported": int(d.y[d.style == i].sum())} for i, s in enumerate(STYLES)}
+    fitted_on = (f"QAGS CNN/DM mturk_cnndm.jsonl ({sizes['cnndm']['n']} sentences) + QAGS XSum mturk_xsum_dev.jsonl "
+                 f"({sizes['xsum']['n']} sentences), majority vote")
+    params = fit_judge(d, fitted_on=fitted_on)
+    thresholds = {b: best_threshold(d.x[:, d.names.index(f)], d.y, d.style) for b, f in BASELINES.items()}
+    report: dict[str, Any] = {
+        "data": sizes,
+        "cross_validation": cv,
+        "cross_style": cross_style(d),
+        "uncertain_band_fit": {"band": list(band), "share_of_oof_scores_in_band": round(in_band, 3),
+                               "target_precision": BAND_TARGET},
     }
-    return {"folds": FOLDS, "grouped_by": "article", **report}
+    if with_ablation:
+        report["ablation"] = ablation(d)
+    params = type(params)(
+        extractive=params.extractive, paraphrase=params.paraphrase, gate=params.gate, threshold=0.5,
+        band=band, vetoes=params.vetoes, fitted_on=fitted_on,
+        extra={"baseline_thresholds": thresholds, **report},
+    )
+    return report, params
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--qags", type=Path, help="mturk_cnndm.jsonl (default: $RAG_DATASETS_DIR/qags/...)")
+    p.add_argument("--cnndm", type=Path, help="mturk_cnndm.jsonl (default: $RAG_DATASETS_DIR/qags/...)")
+    p.add_argument("--xsum", type=Path, help="mturk_xsum_dev.jsonl (default: $RAG_DATASETS_DIR/qags/...)")
+    p.add_argument("--cache", type=Path, default=Path("/tmp/rag-judge-features"), help="feature cache directory")
+    p.add_argument("--no-ablation", action="store_true", help="skip the per-feature-group ablation")
     p.add_argument("--write", action="store_true", help="write the refitted model to rag/judge.json")
     args = p.parse_args(argv)
-    path = args.qags or Settings().datasets_dir / QAGS_CNNDM
-    items = load_qags(path)
-    x_t = time.perf_counter()
-    placeholder = JudgeParams(mean=(0.0,) * len(JUDGE_FEATURES), scale=(1.0,) * len(JUDGE_FEATURES),
-                              coef=(0.0,) * len(JUDGE_FEATURES), intercept=0.0, threshold=0.5)
-    x = SupportJudge(params=placeholder).feature_matrix([(i.sentence, i.article) for i in items])
-    y = np.array([i.label for i in items])
-    groups = np.array([i.article_id for i in items])
-    print(f"QAGS CNN/DM: {len(items)} sentences, {len(set(groups.tolist()))} articles, {int(y.sum())} supported; "
-          f"features in {time.perf_counter() - x_t:.0f} s", file=sys.stderr)
-    cv = cross_validate(x, y, groups)
-    params = fit_params(x, y, fitted_on=f"QAGS CNN/DM mturk_cnndm.jsonl ({len(items)} sentences, majority vote)")
-    names = list(JUDGE_FEATURES)
-    thresholds = {b: best_threshold(x[:, names.index(f)], y) for b, f in BASELINES.items()}
-    out = {"cross_validation": cv, "weights": dict(zip(names, params.coef, strict=True))}
-    print(json.dumps(out, indent=2))
+    datasets = Settings().datasets_dir
+    t = time.perf_counter()
+    d = load_data(args.cnndm or datasets / QAGS_CNNDM, args.xsum or datasets / QAGS_XSUM, args.cache)
+    print(f"QAGS: {len(d.y)} sentences; features in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    report, params = fit_report(d, with_ablation=not args.no_ablation)
+    print(json.dumps(report, indent=2))
     if args.write:
-        data = params.to_dict() | {"baseline_thresholds": thresholds, "cross_validation": cv}
-        JUDGE_JSON.write_text(json.dumps(data, indent=2) + "\n")
+        JUDGE_JSON.write_text(json.dumps(params.to_dict(), indent=2) + "\n")
         print(f"wrote {JUDGE_JSON}", file=sys.stderr)
     return 0
 

@@ -1,4 +1,4 @@
-"""Loader for ../shared/datasets/qags (QAGS CNN/DM: summary sentences with crowd votes), read in place."""
+"""Loader for ../shared/datasets/qags (QAGS CNN/DM and XSum: summary sentences with crowd votes), read in place."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from rag import ConfigError
 
 QAGS_CNNDM = "qags/mturk_cnndm.jsonl"
+QAGS_XSUM = "qags/mturk_xsum_dev.jsonl"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,30 @@ def _model_files() -> tuple[Path, Path]:
         if not f.is_file():
             raise ConfigError(f"Embedding model file missing: {f} - reinstall with `make install`.")
     return onnx, tok
+
+
+@dataclass(frozen=True)
+class WordVectors:
+    """A text's words (lower-cased, as the tokenizer splits them), their start offsets and unit vectors."""
+
+    words: list[str]
+    starts: list[int]
+    vectors: np.ndarray  # (n_words, DIMENSION)
+
+
+def _pool_words(text: str, hidden: np.ndarray, enc: Any) -> WordVectors:
+    """Group word pieces by the tokenizer's word ids; mean-pool and normalise each word."""
+    groups: dict[int, list[int]] = {}
+    for t, w in enumerate(enc.word_ids):
+        if w is not None and t < len(hidden):
+            groups.setdefault(w, []).append(t)
+    if not groups:
+        return WordVectors([], [], np.zeros((0, DIMENSION), dtype=np.float32))
+    offsets = enc.offsets
+    ws = [text[offsets[g[0]][0] : offsets[g[-1]][1]].lower() for g in groups.values()]
+    starts = [int(offsets[g[0]][0]) for g in groups.values()]
+    vecs = np.stack([hidden[g].mean(axis=0) for g in groups.values()])
+    return WordVectors(ws, starts, _normalise(vecs).astype(np.float32))
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -92,8 +117,23 @@ class LocalMiniLMEmbeddings(Embeddings):
         # Sort by length so each batch pads little.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         span_by_index: dict[int, np.ndarray] = {}
+        for idx, encs, hidden, mask in self._forward(texts, order):
+            m = mask[..., None].astype(np.float32)
+            pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+            out[idx] = _normalise(pooled)
+            if spans is not None:
+                for r, i in enumerate(idx):
+                    span_by_index[i] = self._pool_spans(hidden[r], encs[r], spans[i])
+        if spans is not None:
+            span_vecs = [span_by_index[i] for i in range(len(texts))]
+        return out, span_vecs
+
+    def _forward(
+        self, texts: Sequence[str], order: Sequence[int]
+    ) -> Iterator[tuple[list[int], list[Any], np.ndarray, np.ndarray]]:
+        """Per batch of ``order``: the indices, encodings, token hidden states and attention mask."""
         for b in range(0, len(order), self._batch_size):
-            idx = order[b : b + self._batch_size]
+            idx = list(order[b : b + self._batch_size])
             encs = self._tokenizer.encode_batch([texts[i] for i in idx])
             width = max(len(e.ids) for e in encs)
             ids = np.zeros((len(encs), width), dtype=np.int64)
@@ -106,15 +146,23 @@ class LocalMiniLMEmbeddings(Embeddings):
                     ["last_hidden_state"],
                     {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
                 )
+            yield idx, encs, hidden, mask
+
+    def encode_words(self, texts: Sequence[str]) -> tuple[np.ndarray, list[WordVectors]]:
+        """Text vectors and, for each text, its words (lower-cased) with unit-length contextual word vectors.
+
+        One forward pass: a word's vector is the mean of its word-piece hidden states (the token-level
+        output before pooling), as BERTScore aligns tokens. Punctuation tokens are words too.
+        """
+        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        per_text: dict[int, WordVectors] = {}
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for idx, encs, hidden, mask in self._forward(texts, order):
             m = mask[..., None].astype(np.float32)
-            pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
-            out[idx] = _normalise(pooled)
-            if spans is not None:
-                for r, i in enumerate(idx):
-                    span_by_index[i] = self._pool_spans(hidden[r], encs[r], spans[i])
-        if spans is not None:
-            span_vecs = [span_by_index[i] for i in range(len(texts))]
-        return out, span_vecs
+            out[idx] = _normalise((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
+            for r, i in enumerate(idx):
+                per_text[i] = _pool_words(texts[i], hidden[r], encs[r])
+        return out, [per_text[i] for i in range(len(texts))]
 
     @staticmethod
     def _pool_spans(hidden: np.ndarray, enc: Any, spans: Sequence[tuple[int, int]]) -> np.ndarray:

@@ -1,211 +1,160 @@
-"""An offline faithfulness judge: is a claim supported by the evidence? (features + logistic regression)."""
+"""An offline faithfulness judge: is a claim supported by the evidence? (two logistic experts and a style gate)."""
 
 from __future__ import annotations
 
 import json
-import math
-import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from rag.chunking import split_sentences
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError
-from rag.text import STOPWORDS, terms, words
+from rag.judge_features import Encoder, Evidence, features
 
 JUDGE_FILE = Path(__file__).with_name("judge.json")
 
-FEATURES = (
-    "coverage",  # share of the claim's content terms found anywhere in the evidence
-    "coverage_best",  # ... found in the two best-matching evidence sentences
-    "bigram_copy",  # share of the claim's word bigrams found in the evidence
-    "trigram_copy",  # share of the claim's word trigrams found in the evidence
-    "cosine_best",  # MiniLM cosine between the claim and its best-matching evidence sentence
-    "cosine_mean2",  # mean cosine of the two best sentences
-    "lcs_best",  # longest run of claim words copied in order from the best sentence, over claim length
-    "numbers",  # share of the claim's numbers found in the best sentences
-    "entities",  # share of the claim's capitalised words found in the evidence
-    "numbers_all",  # share of the claim's numbers found anywhere in the evidence
-    "negation",  # 1 when a negation was added to, or dropped from, the best sentence's wording
-    "modality",  # 1 when they disagree on hedging (may, could, would ...)
-    "trigram_best",  # share of the claim's word trigrams found in its two best sentences
-    "clause_min",  # the worst clause's bigram copy rate (a fused, unsupported clause drags it down)
-    "novel_words",  # share of the claim's words (any word) absent from the evidence
-    "missing",  # log(1 + content terms of the claim absent from the evidence)
-    "length",  # log(1 + content terms of the claim)
+Verdict = Literal["supported", "uncertain", "not supported"]
+
+# What each model reads (rag/judge_features.py computes them; evals/judge_fit.py measured each one).
+EXTRACTIVE = (  # the expert for claims that copy their evidence (fitted on QAGS CNN/DM)
+    "coverage", "bigram_copy", "trigram_copy", "cosine_best", "cosine_mean2", "lcs_best", "numbers_win",
+    "entities", "numbers_all", "negation", "modality", "trigram_win", "clause_min", "novel_words", "missing",
+    "length", "align_win1", "align_content", "novel_content",
 )
-
-
-def _wordlist(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
-def _wordset(text: str) -> frozenset[str]:
-    return frozenset(_wordlist(text))
-
-
-_NEGATIONS = _wordset(
-    "not no never none nobody nothing neither nor without cannot can't don't doesn't didn't isn't aren't "
-    "wasn't weren't won't wouldn't shouldn't couldn't hasn't haven't hadn't denied deny denies refused "
-    "rejected failed"
+PARAPHRASE = (  # the expert for claims that paraphrase (fitted on QAGS XSum dev)
+    "novel_content", "align_content", "coverage", "numbers_all", "unaligned", "clause_min", "length",
 )
-_MODALS = _wordset("may might could would should possibly perhaps likely unlikely allegedly reportedly")
-_NUMBER_ORDER = _wordlist(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand "
-    "million billion trillion first second third fourth fifth sixth seventh eighth ninth tenth half dozen"
+GATE = (  # P(the claim copies its evidence, CNN/DM style) from how it relates to the evidence
+    "trigram_copy", "bigram_copy", "lcs_best", "novel_words", "clause_min", "coverage", "length",
 )
-_NUMBER_WORDS = frozenset(_NUMBER_ORDER)
-_WORD_VALUE = {w: str(i) for i, w in enumerate(_NUMBER_ORDER[:21])}
-_MONTHS = _wordset(
-    "january february march april may june july august september october november december "
-    "monday tuesday wednesday thursday friday saturday sunday spring summer autumn fall winter"
-)
-_CAPITAL = re.compile(r"\b[A-Z][\w'’-]*")
-_CLAUSE = re.compile(r"[,;:()\u2014]| - | and | but | while | which | who | after | before | because ")
-_SPLIT_NUMBER = re.compile(r"(\d) ?([.,]) ?(\d)")
-_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
+FEATURES = tuple(dict.fromkeys(EXTRACTIVE + PARAPHRASE + GATE))  # the columns of a feature matrix
 
-
-def _ngrams(ws: Sequence[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(ws[i : i + n]) for i in range(len(ws) - n + 1)}
-
-
-def _share(part: set[Any], whole: set[Any]) -> float:
-    return 1.0 if not part else len(part & whole) / len(part)
-
-
-def numbers_of(text: str) -> set[str]:
-    """Digits (separators dropped) and number words; dates' years and days count."""
-    text = _SPLIT_NUMBER.sub(r"\1\2\3", text)  # tokenised "3 , 800" is 3,800
-    out = {d.replace(",", "") for d in _DIGITS.findall(text)}
-    out |= {_WORD_VALUE.get(w, w) for w in words(text) if w in _NUMBER_WORDS}
-    return out
-
-
-def entities_of(text: str) -> set[str]:
-    """Capitalised words not at a sentence start, plus month/weekday/season names (lower-cased)."""
-    out: set[str] = set()
-    for m in _CAPITAL.finditer(text):
-        before = text[: m.start()].rstrip()
-        if before and before[-1] not in ".!?\"“'‘:":
-            out |= {w for w in words(m.group()) if w not in STOPWORDS}
-    out |= {w for w in words(text) if w in _MONTHS and w != "may"}
-    return out
-
-
-def negation_flip(claim: Sequence[str], source: Sequence[str]) -> bool:
-    """A negation in the claim that the source lacks, or one of the source's dropped before a kept word."""
-    have = set(claim)
-    if any(w in _NEGATIONS and w not in source for w in claim):
-        return True
-    if any(w in _NEGATIONS for w in claim):
-        return False
-    return any(w in _NEGATIONS and i + 1 < len(source) and source[i + 1] in have for i, w in enumerate(source))
-
-
-def _lcs_run(a: Sequence[str], b: Sequence[str]) -> int:
-    """Length of the longest common contiguous run of words."""
-    best = 0
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0] * (len(b) + 1)
-        for j, y in enumerate(b, 1):
-            if x == y:
-                cur[j] = prev[j - 1] + 1
-                best = max(best, cur[j])
-        prev = cur
-    return best
+NEAR_COPY = 0.5  # lcs_best from which a claim counts as a copy of its best sentence
+VETO_CAP = 0.05  # a vetoed claim's probability: below any threshold or band
+CACHE_EVIDENCE = 256  # evidence texts whose sentence split and lexical sets are kept (LRU)
 
 
 @dataclass(frozen=True)
-class JudgeParams:
-    """The shipped calibration: standardisation, logistic weights and the decision threshold."""
+class Logistic:
+    """One standardised logistic regression over named feature columns."""
 
+    features: tuple[str, ...]
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
-    threshold: float
+
+    def prob(self, x: np.ndarray) -> np.ndarray:
+        cols = [FEATURES.index(f) for f in self.features]
+        z = ((x[:, cols] - np.array(self.mean)) / np.array(self.scale)) @ np.array(self.coef) + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Logistic:
+        out = cls(tuple(d["features"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]), float(d["intercept"]))
+        if not set(out.features) <= set(FEATURES) or len({len(out.features), len(out.mean), len(out.coef)}) != 1:
+            raise ValueError("features and weights disagree")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
+                "coef": list(self.coef), "intercept": self.intercept}
+
+
+@dataclass(frozen=True)
+class JudgeParams:
+    """The shipped calibration: two experts, the gate mixing them, the threshold and the uncertain band."""
+
+    extractive: Logistic
+    paraphrase: Logistic
+    gate: Logistic
+    threshold: float = 0.5
+    band: tuple[float, float] = (0.5, 0.5)  # [low, high): "uncertain"; below "not supported"; above "supported"
     vetoes: bool = True
-    features: tuple[str, ...] = FEATURES
     fitted_on: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def load(cls, path: Path = JUDGE_FILE) -> JudgeParams:
         try:
             d = json.loads(path.read_text())
+            m = d["models"]
             params = cls(
-                mean=tuple(d["mean"]),
-                scale=tuple(d["scale"]),
-                coef=tuple(d["coef"]),
-                intercept=float(d["intercept"]),
+                extractive=Logistic.from_dict(m["extractive"]),
+                paraphrase=Logistic.from_dict(m["paraphrase"]),
+                gate=Logistic.from_dict(m["gate"]),
                 threshold=float(d["threshold"]),
+                band=(float(d["uncertain_band"][0]), float(d["uncertain_band"][1])),
                 vetoes=bool(d.get("vetoes", True)),
-                features=tuple(d.get("features", FEATURES)),
                 fitted_on=str(d.get("fitted_on", "")),
+                extra={k: v for k, v in d.items() if k not in _KEYS},
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise ConfigError(
-                f"The judge's calibration {path} is missing or unreadable - reinstall the package."
-            ) from exc
-        sizes = {len(params.coef), len(params.mean), len(params.scale)}
-        if params.features != FEATURES or sizes != {len(FEATURES)}:
-            raise ConfigError(
-                f"The judge's calibration {path} does not match its features - "
+                f"The judge's calibration {path} is missing, unreadable or does not match its features - "
                 "refit it: python -m evals.judge_fit --write."
-            )
+            ) from exc
+        if not params.band[0] <= params.threshold <= params.band[1]:
+            raise ConfigError(f"The judge's calibration {path}: the uncertain band must contain the threshold.")
         return params
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "features": list(self.features),
-            "mean": list(self.mean),
-            "scale": list(self.scale),
-            "coef": list(self.coef),
-            "intercept": self.intercept,
+            **self.extra,
+            "models": {"extractive": self.extractive.to_dict(), "paraphrase": self.paraphrase.to_dict(),
+                       "gate": self.gate.to_dict()},
             "threshold": self.threshold,
+            "uncertain_band": list(self.band),
             "vetoes": self.vetoes,
             "fitted_on": self.fitted_on,
         }
 
 
-class _Evidence:
-    """An evidence text split into sentences, with their words, terms and (lazily) vectors."""
+_KEYS = {"models", "threshold", "uncertain_band", "vetoes", "fitted_on"}
 
-    def __init__(self, text: str) -> None:
-        spans = split_sentences(text) or [(0, len(text))]
-        self.sentences = [text[s:e] for s, e in spans]
-        self.words = [words(s) for s in self.sentences]
-        self.terms = [set(terms(s)) for s in self.sentences]
-        all_words = [w for ws in self.words for w in ws]
-        self.all_terms: set[str] = set().union(*self.terms) if self.terms else set()
-        self.bigrams = _ngrams(all_words, 2)
-        self.trigrams = _ngrams(all_words, 3)
-        self.word_set = set(all_words)
-        self.vectors: np.ndarray | None = None
+
+def veto_cap(x: np.ndarray) -> np.ndarray:
+    """Per row: VETO_CAP when a number or a (capitalised) name of the claim is absent from the evidence,
+    or when a near-copy of an evidence sentence flips its negation; else 1."""
+    col = {name: i for i, name in enumerate(FEATURES)}
+    negated_copy = (x[:, col["negation"]] > 0.5) & (x[:, col["lcs_best"]] >= NEAR_COPY)
+    bad = (x[:, col["numbers_all"]] < 1.0) | (x[:, col["entities"]] < 1.0) | negated_copy
+    return np.where(bad, VETO_CAP, 1.0)
+
+
+def mix(params: JudgeParams, x: np.ndarray) -> np.ndarray:
+    """The gated mixture of the two experts, vetoes applied: P(supported) per feature row."""
+    a = params.gate.prob(x)
+    prob = a * params.extractive.prob(x) + (1.0 - a) * params.paraphrase.prob(x)
+    if params.vetoes:
+        prob = np.minimum(prob, veto_cap(x))
+    return np.asarray(prob, dtype=np.float64)
 
 
 class SupportJudge:
-    """Scores how well evidence supports a claim: a probability in [0, 1] and a calibrated threshold.
+    """Scores how well evidence supports a claim: a probability, a threshold and a three-way verdict.
 
-    Features come from what runs offline (MiniLM embeddings, lexical coverage, numbers, names,
-    negation and modality); the weights were fitted on QAGS CNN/DM by ``evals/judge_fit.py`` and
-    live in ``rag/judge.json``. With ``vetoes``, a claim whose number, name or negation is absent
-    from its best-matching evidence sentences is judged unsupported whatever the model says.
+    Features come from what runs offline: MiniLM word alignment (BERTScore-precision style, over the
+    whole evidence and over windows of 1-3 consecutive sentences), lexical copy and coverage rates,
+    novel content words, numbers, names, negation and modality. An "extractive" expert fitted on
+    QAGS CNN/DM and a "paraphrase" expert fitted on QAGS XSum are mixed by a gate that estimates
+    from the copy rates which kind of claim this is; weights in ``rag/judge.json`` (evals/judge_fit.py).
     """
 
     def __init__(self, embedder: LocalMiniLMEmbeddings | None = None, params: JudgeParams | None = None) -> None:
         self._embedder = embedder
+        self._encoder: Encoder | None = None
         self.params = params or JudgeParams.load()
         self.threshold: float = self.params.threshold  # the calibrated decision threshold
+        self.band: tuple[float, float] = self.params.band
         self._lock = threading.Lock()
+        self._evidence_cache: OrderedDict[str, Evidence] = OrderedDict()
+        self._claim_cache: OrderedDict[str, tuple[np.ndarray, Any]] = OrderedDict()
 
     @property
     def embedder(self) -> LocalMiniLMEmbeddings:
@@ -214,83 +163,63 @@ class SupportJudge:
                 self._embedder = LocalMiniLMEmbeddings()
             return self._embedder
 
+    @property
+    def encoder(self) -> Encoder:
+        emb = self.embedder
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = Encoder(emb)
+            return self._encoder
+
     # -- features --------------------------------------------------------------------
-    def _evidence(self, text: str) -> _Evidence:
-        return _cached_evidence(text)
+    def evidence(self, text: str) -> Evidence:
+        with self._lock:
+            ev = self._evidence_cache.get(text)
+        if ev is None:
+            ev = self.encoder.evidence(text)
+        with self._lock:
+            self._evidence_cache[text] = ev
+            self._evidence_cache.move_to_end(text)
+            while len(self._evidence_cache) > CACHE_EVIDENCE:
+                self._evidence_cache.popitem(last=False)
+        return ev
 
-    def features(self, claim: str, evidence: str, claim_vector: np.ndarray | None = None) -> dict[str, float]:
-        """The named features of one (claim, evidence) pair."""
-        ev = self._evidence(evidence)
-        if ev.vectors is None:
-            ev.vectors = self.embedder.encode(ev.sentences)
-        qv = claim_vector if claim_vector is not None else self.embedder.encode([claim])[0]
-        return self._features(claim, ev, qv)
+    def _claims(self, claims: Sequence[str]) -> list[tuple[np.ndarray, Any]]:
+        with self._lock:
+            missing = list(dict.fromkeys(c for c in claims if c not in self._claim_cache))
+        if missing:
+            vecs, wvs = self.encoder.claims(missing)
+            with self._lock:
+                for c, v, w in zip(missing, vecs, wvs, strict=True):
+                    self._claim_cache[c] = (v, w)
+        with self._lock:
+            out = [self._claim_cache[c] for c in claims]
+            while len(self._claim_cache) > CACHE_EVIDENCE:
+                self._claim_cache.popitem(last=False)
+        return out
 
-    def _features(self, claim: str, ev: _Evidence, qv: np.ndarray) -> dict[str, float]:
-        cw = words(claim)
-        ct = set(terms(claim))
-        assert ev.vectors is not None
-        cos = ev.vectors @ qv
-        cov = np.array([_share(ct, t) for t in ev.terms])
-        order = np.argsort(-(0.5 * cos + 0.5 * cov))
-        top = [int(i) for i in order[:2]]
-        best = top[0]
-        best_terms = set().union(*(ev.terms[i] for i in top))
-        best_text = " ".join(ev.sentences[i] for i in top)
-        claim_modal = any(w in _MODALS for w in cw)
-        best_modal = any(w in _MODALS for w in ev.words[best])
-        clauses = [words(c) for c in _CLAUSE.split(claim)]
-        clauses = [c for c in clauses if len(c) >= 3] or [cw]
-        best_wl = words(best_text)
-        nums = numbers_of(claim)
-        ents = entities_of(claim)
-        return {
-            "coverage": _share(ct, ev.all_terms),
-            "coverage_best": _share(ct, best_terms),
-            "bigram_copy": _share(_ngrams(cw, 2), ev.bigrams),
-            "trigram_copy": _share(_ngrams(cw, 3), ev.trigrams),
-            "cosine_best": float(cos[best]),
-            "cosine_mean2": float(np.mean(cos[top])),
-            "lcs_best": _lcs_run(cw, ev.words[best]) / max(len(cw), 1),
-            "numbers": _share(nums, numbers_of(best_text)),
-            "entities": _share(ents, ev.word_set | {w.removesuffix("'s") for w in ev.word_set}),
-            "numbers_all": _share(nums, numbers_of(" ".join(ev.sentences))),
-            "negation": float(negation_flip(cw, ev.words[best])),
-            "modality": float(claim_modal != best_modal),
-            "trigram_best": _share(_ngrams(cw, 3), _ngrams(best_wl, 3)),
-            "clause_min": min(_share(_ngrams(c, 2), ev.bigrams) for c in clauses),
-            "novel_words": 1.0 - _share(set(cw), ev.word_set),
-            "missing": math.log1p(len(ct - ev.all_terms)),
-            "length": math.log1p(len(ct)),
-        }
+    def features(self, claim: str, evidence: str) -> dict[str, float]:
+        """Every named feature of one (claim, evidence) pair (the fitted ones and the other candidates)."""
+        ((qv, cw),) = self._claims([claim])
+        return features(claim, qv, cw, self.evidence(evidence))
 
-    def feature_matrix(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Features of many pairs; claims are embedded in one batch, each evidence once."""
-        claim_vecs = self.embedder.encode([c for c, _ in pairs]) if pairs else np.zeros((0, 384))
+    def feature_matrix(self, pairs: Sequence[tuple[str, str]], names: Sequence[str] = FEATURES) -> np.ndarray:
+        """Features of many pairs (columns ``names``); claims are embedded in one batch, each evidence once."""
+        encoded = self._claims([c for c, _ in pairs]) if pairs else []
         rows = []
-        for (claim, evidence), qv in zip(pairs, claim_vecs, strict=True):
-            ev = self._evidence(evidence)
-            if ev.vectors is None:
-                ev.vectors = self.embedder.encode(ev.sentences)
-            f = self._features(claim, ev, qv)
-            rows.append([f[name] for name in FEATURES])
-        return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
+        for (claim, evidence), (qv, cw) in zip(pairs, encoded, strict=True):
+            f = features(claim, qv, cw, self.evidence(evidence))
+            rows.append([f[n] for n in names])
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
 
     # -- scoring ---------------------------------------------------------------------
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """The logistic model's probability of 'supported' for feature rows, vetoes applied."""
-        p = self.params
-        z = ((x - np.array(p.mean)) / np.array(p.scale)) @ np.array(p.coef) + p.intercept
-        prob = 1.0 / (1.0 + np.exp(-z))
-        if p.vetoes:
-            prob = np.minimum(prob, veto_cap(x))
-        return np.asarray(prob, dtype=np.float64)
+        """P(supported) for rows of ``feature_matrix`` (columns FEATURES), vetoes applied."""
+        return mix(self.params, x)
 
     def score(self, claim: str, evidence: str) -> float:
         """Probability in [0, 1] that the evidence supports the claim."""
-        if not claim.strip() or not evidence.strip():
-            return 0.0
-        return float(self.probabilities(self.feature_matrix([(claim, evidence)]))[0])
+        return self.score_many([(claim, evidence)])[0]
 
     def score_many(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         keep = [i for i, (c, e) in enumerate(pairs) if c.strip() and e.strip()]
@@ -302,21 +231,28 @@ class SupportJudge:
         return out
 
     def supported(self, claim: str, evidence: str) -> bool:
+        """The binary decision at the threshold (what `rag eval` and the agreement figures use)."""
         return self.score(claim, evidence) >= self.threshold
 
+    def verdict(self, score: float) -> Verdict:
+        """Three-way: "supported" above the uncertain band, "not supported" below it, else "uncertain"."""
+        low, high = self.band
+        if score >= high:
+            return "supported"
+        return "not supported" if score < low else "uncertain"
 
-NEAR_COPY = 0.5  # lcs_best from which a claim counts as a copy of its best sentence
-VETO_CAP = 0.05  # a vetoed claim's probability: below any sensible threshold
-
-
-def veto_cap(x: np.ndarray) -> np.ndarray:
-    """Per row: VETO_CAP when a number or name is absent from the evidence, or a near-copy flips negation."""
-    idx = {name: i for i, name in enumerate(FEATURES)}
-    negated_copy = (x[:, idx["negation"]] > 0.5) & (x[:, idx["lcs_best"]] >= NEAR_COPY)
-    bad = (x[:, idx["numbers_all"]] < 1.0) | (x[:, idx["entities"]] < 1.0) | negated_copy
-    return np.where(bad, VETO_CAP, 1.0)
-
-
-@lru_cache(maxsize=256)
-def _cached_evidence(text: str) -> _Evidence:
-    return _Evidence(text)
+    def sentence_scores(self, claims: Sequence[str], evidence: str) -> list[float]:
+        """Per evidence sentence, the best alignment of any of the claims' words with it (for quoting)."""
+        ev = self.evidence(evidence)
+        best = np.zeros(len(ev.sentences))
+        for _, cw in self._claims(list(claims)):
+            if not len(cw.vectors) or not len(ev.word_vectors):
+                continue
+            sim = cw.vectors @ ev.word_vectors.T
+            per = np.zeros((len(cw.vectors), len(ev.sentences)))
+            for s in range(len(ev.sentences)):
+                cols = ev.word_sentence == s
+                if cols.any():
+                    per[:, s] = sim[:, cols].max(axis=1)
+            best = np.maximum(best, per.mean(axis=0))
+        return [float(b) for b in best]
