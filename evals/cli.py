@@ -35,25 +35,41 @@ def _table(title: str, columns: list[str], rows: Sequence[tuple[str, ...]]) -> A
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from evals.golden import GOLDEN_PATH
+    """One golden dataset, or each committed one (`--dataset all`) in turn; exit 1 when any regressed."""
+    from evals.runner import DATASETS, dataset_path
+
+    if args.dataset != "all":
+        return _eval_one(args, dataset_path(args.dataset), Path(args.out) if args.out else None)
+    rc = 0
+    for name in DATASETS:
+        rc = max(rc, _eval_one(args, dataset_path(name), Path(args.out) / name if args.out else None))
+    return rc
+
+
+def _eval_one(args: argparse.Namespace, dataset: Path, out_dir: Path | None) -> int:
+    import shutil
+
     from evals.runner import metric_rows, run_golden, write_run
 
     settings = _settings(args)
-    dataset = GOLDEN_PATH if args.dataset in (None, "golden") else Path(args.dataset)
     con = _console()
     with con.status("evaluating ...") as status:
         run = run_golden(settings, dataset, mode=args.mode, k=args.k, distractors=args.distractors,
                          progress=lambda i, n: status.update(f"item {i}/{n}"),
                          allow_missing_baseline=args.update_baseline)
     if args.update_baseline:
-        from evals.runner import BASELINE_PATH, baseline_from
+        from evals.runner import BASELINE_PATH, baseline_from, save_baseline
 
         new = baseline_from(run.summary)
-        BASELINE_PATH.write_text(json.dumps(new, indent=2) + "\n")
+        save_baseline(new, BASELINE_PATH)
         run.summary.update(baseline=new["metrics"], thresholds=new["thresholds"], regressions=[],
                            baseline_comparable=True)
         con.print(f"wrote {BASELINE_PATH}")
-    out = write_run(run, Path(args.out) if args.out else settings.evals_dir / "latest")
+    out = write_run(run, out_dir or settings.evals_dir / "latest")
+    by_dataset = settings.evals_dir / "by-dataset" / run.summary["dataset"]  # each dataset's latest run, for the UI
+    if out_dir is None:
+        shutil.rmtree(by_dataset, ignore_errors=True)
+        shutil.copytree(out, by_dataset)
     s = run.summary
     if args.json:
         print(json.dumps(s))
@@ -101,7 +117,8 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     with _console().status("indexing and asking ...") as status:
         res = run_retrieval(Path(args.realtimeqa), settings, Path(args.questions) if args.questions else None,
                             args.articles, Path(args.index) if args.index else None, args.k,
-                            progress=lambda msg: status.update(msg), as_of_question_date=args.as_of_question_date)
+                            progress=lambda msg: status.update(msg), as_of_question_date=args.as_of_question_date,
+                            split=args.split)
     res["seconds"] = round(time.perf_counter() - t, 1)
     if args.json:
         print(json.dumps(res))
@@ -130,7 +147,9 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add `rag eval` (with sub-commands `judge` and `retrieval`) to rag's argparse sub-parsers."""
     p = subparsers.add_parser("eval", help="golden-set eval, judge agreement, retrieval comparison")
-    p.add_argument("--dataset", help="golden (default) or a JSON lines file of the same shape")
+    p.add_argument("--dataset", default="golden",
+                   help="golden (default: the seed article + distractors), news (a fixed RealTime QA corpus), all, "
+                        "or a JSON lines file of the same shape")
     p.add_argument("--mode", choices=["auto", "extractive", "llm"], help="answerer (default: RAG_MODE)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON only")
     p.add_argument("--out", help="output directory (default $RAG_DATA_DIR/evals/latest)")
@@ -152,6 +171,8 @@ def register(subparsers: Any) -> None:
     r.add_argument("--articles", type=int, help="index only the first N articles")
     r.add_argument("--index", help="data dir of the index (reused when it exists)")
     r.add_argument("-k", type=int, default=5)
+    r.add_argument("--split", choices=["dev", "test", "all"], default="all",
+                   help="questions by quiz date: dev = January-March, test = April-June (tune on dev only)")
     r.add_argument("--as-of-question-date", action="store_true",
                    help="also ask each question as of its quiz date (later articles hidden, recency prior)")
     r.add_argument("--json", action="store_true")

@@ -44,7 +44,7 @@ def split_of(q: RtqaQuestion) -> str:
 def run_retrieval(
     realtimeqa_dir: Path, settings: Settings, questions_file: Path | None = None, articles: int | None = None,
     index_dir: Path | None = None, k: int = 5, progress: Callable[[str], None] | None = None,
-    as_of_question_date: bool = False,
+    as_of_question_date: bool = False, split: str = "all",
 ) -> dict[str, Any]:
     """Index the first N articles (reused when already there), then ask every eligible question three ways.
 
@@ -63,7 +63,14 @@ def run_retrieval(
     index_s = time.perf_counter() - t0
     indexed = {a["article_id"] for a in svc.list_articles()}
     texts = _texts(src, indexed, articles)
-    qs = eligible_questions(load_questions(qfile), texts)
+    questions = load_questions(qfile)
+    if split != "all":  # the tuning protocol: tune on dev (Jan-Mar quiz dates), report test (Apr-Jun)
+        questions = [q for q in questions if split_of(q) == split]
+        if not questions:
+            months = "January-March" if split == "dev" else "April-June"
+            raise ConfigError(f"No question of {qfile} falls in the {split} split (quiz dates {months}) - "
+                              "check the file or use --split all.")
+    qs = eligible_questions(questions, texts)
     hits = {m: 0 for m in METHODS}
     hits_short = {m: 0 for m in METHODS}
     per_q: list[tuple[str, dict[str, bool], dict[str, bool]]] = []  # split, plain hits, as-of hits
@@ -92,7 +99,7 @@ def run_retrieval(
     if as_of_question_date:
         extra["as_of_question_date"] = _as_of_table(per_q, sum(wants_recency(q.question.question) for q in qs))
     return {
-        "k": k, "n": n, "n_short": n_short,
+        "k": k, "split": split, "n": n, "n_short": n_short,
         "recall_at_k": {m: round(hits[m] / n, 4) if n else None for m in METHODS},
         "recall_at_k_short": {m: round(hits_short[m] / n_short, 4) if n_short else None for m in METHODS},
         **extra,
