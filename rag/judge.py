@@ -241,6 +241,10 @@ class SupportJudge:
             return "supported"
         return "not supported" if score < low else "uncertain"
 
+    def evidence_sentences(self, evidence: str) -> list[str]:
+        """The evidence's sentences as the judge splits them (the order of ``sentence_scores``)."""
+        return list(self.evidence(evidence).sentences)
+
     def sentence_scores(self, claims: Sequence[str], evidence: str) -> list[float]:
         """Per evidence sentence, the best alignment of any of the claims' words with it (for quoting)."""
         ev = self.evidence(evidence)

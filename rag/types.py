@@ -110,11 +110,20 @@ class Citation:
 
 @dataclass
 class Sentence:
+    """One answer sentence. verdict: "supported" | "uncertain" | "not supported" (the judge's calibrated band);
+    supported is true only when the verdict is "supported". Extractive sentences are verbatim quotes."""
+
     text: str
     citations: list[int]
     supported: bool = True
     support_score: float = 1.0
     attached: bool = False
+    verdict: str = "supported"
+
+    def __post_init__(self) -> None:
+        if not self.supported and self.verdict == "supported":
+            self.verdict = "not supported"
+        self.supported = self.verdict == "supported"
 
 
 @dataclass

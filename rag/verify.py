@@ -23,6 +23,16 @@ class Judge(Protocol):
 
     def supported(self, claim: str, evidence: str) -> bool: ...
 
+    def verdict(self, score: float) -> str:
+        """ "supported", "uncertain" (the calibrated band around the threshold) or "not supported"."""
+        ...
+
+    def sentence_scores(self, claims: list[str], evidence: str) -> list[float]:
+        """Per sentence of the evidence (as the judge splits it), how well the claims align with it."""
+        ...
+
+    def evidence_sentences(self, evidence: str) -> list[str]: ...
+
 
 @dataclass
 class Verified:
@@ -31,23 +41,24 @@ class Verified:
 
 
 def _best_span(judge: Judge, claims: list[str], p: Passage) -> tuple[int, int]:
-    """Article offsets of the passage sentence that best supports the claims (the whole chunk if none)."""
-    best, span = -1.0, (p.start, p.end)
-    for s, e in p.sentences:
-        text = p.text[s - p.start : e - p.start]
-        if not text.strip():
-            continue
-        sc = max(judge.score(c, text) for c in claims)
-        if sc > best:
-            best, span = sc, (s, e)
-    return span
+    """Article offsets of the passage sentence that best supports the claims (the whole chunk if none).
+
+    The judge scores the sentences of the passage it has already encoded, so quoting costs no model run."""
+    scores = judge.sentence_scores(claims, p.text)
+    sentences = judge.evidence_sentences(p.text)
+    for i in sorted(range(len(scores)), key=lambda i: -scores[i]):
+        at = p.text.find(sentences[i])
+        if at >= 0 and sentences[i].strip():
+            return p.start + at, p.start + at + len(sentences[i])
+    return p.start, p.end
 
 
 def verify(
     drafts: list[DraftSentence], passages: list[Passage], renumber: Renumberer, judge: Judge, attach: bool = True
 ) -> Verified:
-    """Flag each sentence supported or not by its cited passages; attach a citation to an unmarked
-    sentence that a retrieved passage clearly supports; build citations with verbatim quotes."""
+    """Give each sentence a verdict on its cited passages (supported, uncertain, not supported); attach a
+    citation to an unmarked sentence that a retrieved passage clearly supports; build citations with verbatim
+    quotes."""
     sentences: list[Sentence] = []
     claims_by_n: dict[int, list[str]] = {}
     for d in drafts:
@@ -55,15 +66,17 @@ def verify(
             evidence = "\n".join(passages[i].text for i in d.passages)
             score = judge.score(d.text, evidence)
             ns = [n for n in (renumber(i + 1) for i in d.passages) if n is not None]
-            sentences.append(Sentence(d.text, ns, supported=score >= judge.threshold, support_score=round(score, 4)))
+            sentences.append(Sentence(d.text, ns, support_score=round(score, 4), verdict=judge.verdict(score)))
         else:
             scored = [(judge.score(d.text, p.text), i) for i, p in enumerate(passages)]
             score, idx = max(scored, default=(0.0, -1))
-            if attach and idx >= 0 and score >= judge.threshold + ATTACH_MARGIN:
+            verdict = judge.verdict(score)
+            if attach and idx >= 0 and verdict == "supported" and score >= judge.threshold + ATTACH_MARGIN:
                 n = renumber.add(idx)
-                sentences.append(Sentence(d.text, [n], supported=True, support_score=round(score, 4), attached=True))
-            else:
-                sentences.append(Sentence(d.text, [], supported=False, support_score=round(score, 4)))
+                sentences.append(Sentence(d.text, [n], support_score=round(score, 4), attached=True))
+            else:  # nothing cited: at best uncertain, never shown as supported
+                verdict = "uncertain" if verdict == "supported" else verdict
+                sentences.append(Sentence(d.text, [], support_score=round(score, 4), verdict=verdict))
         for n in sentences[-1].citations:
             claims_by_n.setdefault(n, []).append(d.text)
     citations = []

@@ -19,6 +19,7 @@ STEP_LABELS = {
     "total": "total",
 }
 UNSUPPORTED = "⚠️"
+UNCERTAIN = "❔"
 
 
 def step_label(name: str, k: int | None = None) -> str:
@@ -53,6 +54,10 @@ def status_body(ex: Exchange) -> None:
     st.caption(f"mode: {md(a.mode)} · passages retrieved: {k}")
 
 
+def _mark(verdict: str) -> str:
+    return "" if verdict == "supported" else UNCERTAIN if verdict == "uncertain" else UNSUPPORTED
+
+
 def _answer_markdown(a: Answer) -> str:
     if not any(not s.supported for s in a.sentences):
         return md(a.answer)
@@ -61,7 +66,8 @@ def _answer_markdown(a: Answer) -> str:
         text = md(s.text)
         if not has_marker(s.text) and s.citations:
             text += " " + " ".join(f"\\[{n}\\]" for n in s.citations)
-        parts.append(text if s.supported else f"{UNSUPPORTED} {text}")
+        mark = _mark(s.verdict)
+        parts.append(f"{mark} {text}" if mark else text)
     return " ".join(parts)
 
 
@@ -78,8 +84,12 @@ def answer_text(a: Answer, article_count: Callable[[], int]) -> None:
     st.markdown(_answer_markdown(a))
     if a.latest_source:
         st.caption(f"Latest source cited: published {a.latest_source}")
-    if any(not s.supported for s in a.sentences):
+    verdicts = {s.verdict for s in a.sentences}
+    if "not supported" in verdicts:
         st.caption(f"{UNSUPPORTED} marks a sentence the cited passages may not support: check it against the sources.")
+    if "uncertain" in verdicts:
+        st.caption(f"{UNCERTAIN} marks a sentence the judge is unsure of (often a paraphrase): check it against the "
+                   "sources.")
 
 
 def _passage_for(c: Citation, contexts: list[Passage]) -> Passage | None:
