@@ -33,17 +33,33 @@ class Ops:
         self.debug = debug
         self.buckets = TokenBuckets(limits.rate_per_minute, limits.burst)
         self.in_flight = 0
+        self._flat_routes: list[BaseRoute] | None = None
         metrics.in_flight.set_function(lambda: self.in_flight)
+
+    def _flat(self) -> list[BaseRoute]:
+        """The app's routes, with those of included routers (included without a prefix) in line."""
+        if self._flat_routes is None:
+            out: list[BaseRoute] = []
+            stack = list(self.routes)
+            while stack:
+                route = stack.pop(0)
+                inner = getattr(route, "original_router", None)  # FastAPI's wrapper of an included router
+                if inner is not None:
+                    stack[:0] = list(inner.routes)
+                else:
+                    out.append(route)
+            self._flat_routes = out
+        return self._flat_routes
 
     def route_of(self, scope: Scope) -> str:
         """The route template (e.g. /v1/articles/{article_id}), so that labels stay few; `unmatched` else."""
         partial = None
-        for route in self.routes:
+        for route in self._flat():
             match, _ = route.matches(scope)
             if match == Match.FULL:
-                return str(getattr(route, "path", "unmatched"))
+                return _template(route)
             if match == Match.PARTIAL and partial is None:
-                partial = str(getattr(route, "path", "unmatched"))  # the path exists, the method does not
+                partial = _template(route)  # the path exists, the method does not
         return partial or "unmatched"
 
 
@@ -147,8 +163,7 @@ class OpsMiddleware:
         if task.done() or started.is_set():
             await task  # the response is under way: streams run on (the LLM has its own timeouts)
             return status, False
-        abandoned = True
-        task.cancel()
+        abandoned = True  # not cancelled: the task ends with its thread, and only then frees the slot
         await _reject(
             send, scope["path"], 504,
             f"No answer within {ops.limits.timeout_s:g} s (RAG_API_TIMEOUT_S) - retry, or ask a narrower question.",
@@ -177,6 +192,11 @@ class OpsMiddleware:
         if self.ops.debug and "question" in state:
             line["question"] = state["question"]
         access_log.info(json.dumps(line, ensure_ascii=False))
+
+
+def _template(route: BaseRoute) -> str:
+    """/v1/articles/{article_id}, without converters such as :path."""
+    return str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
 
 
 async def _reject(send: Send, path: str, status: int, message: str, headers: dict[str, str], code: str) -> None:
