@@ -117,8 +117,7 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     with _console().status("indexing and asking ...") as status:
         res = run_retrieval(Path(args.realtimeqa), settings, Path(args.questions) if args.questions else None,
                             args.articles, Path(args.index) if args.index else None, args.k,
-                            progress=lambda msg: status.update(msg), as_of_question_date=args.as_of_question_date,
-                            split=args.split)
+                            progress=lambda msg: status.update(msg), as_of_question_date=args.as_of_question_date)
     res["seconds"] = round(time.perf_counter() - t, 1)
     if args.json:
         print(json.dumps(res))
@@ -171,8 +170,6 @@ def register(subparsers: Any) -> None:
     r.add_argument("--articles", type=int, help="index only the first N articles")
     r.add_argument("--index", help="data dir of the index (reused when it exists)")
     r.add_argument("-k", type=int, default=5)
-    r.add_argument("--split", choices=["dev", "test", "all"], default="all",
-                   help="questions by quiz date: dev = January-March, test = April-June (tune on dev only)")
     r.add_argument("--as-of-question-date", action="store_true",
                    help="also ask each question as of its quiz date (later articles hidden, recency prior)")
     r.add_argument("--json", action="store_true")

@@ -10,6 +10,16 @@ from typing import Any
 from rag import Answer, RagService, Turn
 
 GOLDEN_PATH = Path(__file__).resolve().parent / "datasets" / "golden.jsonl"
+NEWS_PATH = GOLDEN_PATH.with_name("news.jsonl")  # over a fixed RealTime QA corpus: news_articles.txt
+
+
+def corpus_ids(dataset: Path) -> list[str] | None:
+    """The fixed corpus of a golden file (ids in `<stem>_articles.txt` beside it), or None: corpus/ + distractors."""
+    listing = dataset.with_name(f"{dataset.stem}_articles.txt")
+    if not listing.is_file():
+        return None
+    lines = (ln.strip() for ln in listing.read_text(encoding="utf-8").splitlines())
+    return [ln for ln in lines if ln and not ln.startswith("#")]
 
 
 @dataclass(frozen=True)

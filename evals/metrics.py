@@ -112,6 +112,58 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.array(values, dtype=float), q)) if len(values) else float("nan")
 
 
+_PRONOUN_START = re.compile(
+    r"^[\"“‘'(\s]*(he|she|it|they|this|these|those|that|we|i|his|her|its|their)\b", re.IGNORECASE
+)
+_TERMINAL = re.compile(r"[.!?…][\"”’')\]]*$")
+_DIGITS = re.compile(r"\d+")
+
+
+def line_key(text: str) -> str:
+    """A line as the boilerplate detector compares it: normalised, digits collapsed."""
+    return _DIGITS.sub("0", normalise(text)).strip(" .")
+
+
+def repeated_lines(articles: Sequence[tuple[str, str]], min_stories: int = 3) -> frozenset[str]:
+    """Lines that occur in at least `min_stories` unrelated articles of one site: boilerplate learned from data.
+
+    `articles` are (site, text). Articles of one site sharing three or more lines are versions of one story
+    (syndicated copies) and count once, so a story's repeated paragraphs are not mistaken for boilerplate.
+    """
+    by_site: dict[str, list[set[str]]] = {}
+    for site, text in articles:
+        lines = {line_key(ln) for ln in text.splitlines() if len(ln.strip()) >= 12}
+        by_site.setdefault(site, []).append(lines)
+    out: set[str] = set()
+    for docs in by_site.values():
+        story = list(range(len(docs)))  # each article's story: the lowest index it shares >= 3 lines with
+        for i in range(len(docs)):
+            for j in range(i):
+                if len(docs[i] & docs[j]) >= 3:
+                    story[i] = story[j]
+                    break
+        stories: dict[str, set[int]] = {}
+        for i, lines in enumerate(docs):
+            for ln in lines:
+                stories.setdefault(ln, set()).add(story[i])
+        out |= {ln for ln, s in stories.items() if len(s) >= min_stories}
+    return frozenset(out)
+
+
+def boilerplate_flags(sentences: Sequence[tuple[str, Sequence[int]]], repeated: frozenset[str]) -> list[bool]:
+    """Per answer sentence: boilerplate (a line repeated across a site's stories, or inside one), a heading
+    (no terminal punctuation, or a question), or a quote/claim whose subject is a bare pronoun that no
+    earlier sentence of the same citation introduces."""
+    flags = []
+    for i, (text, cites) in enumerate(sentences):
+        key = line_key(text)
+        boiler = bool(key) and (key in repeated or any(len(r) >= 25 and r in key for r in repeated))
+        heading = not _TERMINAL.search(text.strip()) or text.strip().rstrip("\"”’') ").endswith("?")
+        pronoun = bool(_PRONOUN_START.match(text)) and not (i > 0 and set(sentences[i - 1][1]) & set(cites))
+        flags.append(boiler or heading or pronoun)
+    return flags
+
+
 # -- metric classes ---------------------------------------------------------------
 @dataclass
 class ItemResult:
@@ -127,6 +179,7 @@ class ItemResult:
     citations: dict[int, tuple[str, str]]  # n -> (quote, cited passage text)
     quotes_exact: Sequence[bool]  # per citation: article.text[start:end] == quote
     latency_ms: float
+    kind: str = ""  # the golden item's kind (broad, factoid, ...)
 
 
 class Metric:
@@ -134,6 +187,7 @@ class Metric:
 
     name: ClassVar[str]
     quality: ClassVar[bool] = True  # latency metrics are reported, never a pass/fail
+    lower_is_better: ClassVar[bool] = False
 
     def score(self, item: ItemResult) -> float | None:
         raise NotImplementedError
@@ -189,6 +243,31 @@ class KeyFactRecall(Metric):
         if item.refuse:
             return None
         return 0.0 if item.refused else key_fact_recall(strip_markers(item.answer), item.key_facts)
+
+
+class FacetRecall(Metric):
+    """Key-fact recall of the broad questions only: each key-fact group is one facet of the story."""
+
+    name = "answer_facet_recall"
+
+    def score(self, item: ItemResult) -> float | None:
+        if item.refuse or item.kind != "broad":
+            return None
+        return 0.0 if item.refused else key_fact_recall(strip_markers(item.answer), item.key_facts)
+
+
+@dataclass
+class BoilerplateRate(Metric):
+    """Share of answer sentences that are boilerplate, headings or unresolved pronoun quotes (lower is better)."""
+
+    repeated: frozenset[str] = frozenset()
+    name: ClassVar[str] = "answer_boilerplate_rate"
+    lower_is_better: ClassVar[bool] = True
+
+    def score(self, item: ItemResult) -> float | None:
+        if item.refused or not item.sentences:
+            return None
+        return float(np.mean(boilerplate_flags(item.sentences, self.repeated)))
 
 
 class TokenF1(Metric):
@@ -289,9 +368,11 @@ def metric_name(m: Metric) -> str:
     return m.label if isinstance(m, LatencyPercentile) else m.name
 
 
-def default_metrics(supports: Supports, k: int = 5) -> list[Metric]:
+def default_metrics(supports: Supports, k: int = 5, repeated: frozenset[str] = frozenset()) -> list[Metric]:
+    """repeated: the eval corpus's boilerplate lines (repeated_lines) for the boilerplate rate."""
     return [
-        RetrievalRecall(k), RetrievalMRR(), RetrievalNDCG(k), KeyFactRecall(), TokenF1(),
+        RetrievalRecall(k), RetrievalMRR(), RetrievalNDCG(k), KeyFactRecall(), FacetRecall(),
+        BoilerplateRate(repeated), TokenF1(),
         Faithfulness(supports), CitationRecall(supports), CitationPrecision(supports), QuoteExact(),
         RefusalPrecision(), RefusalRecall(), LatencyPercentile(50), LatencyPercentile(95),
     ]

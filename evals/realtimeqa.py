@@ -36,6 +36,20 @@ def write_subset(datasets_dir: Path, out: Path, limit: int) -> Path:
     return out
 
 
+def write_ids_subset(datasets_dir: Path, out: Path, ids: list[str]) -> Path:
+    """The articles with these ids, in the listed order, as a .jsonl file; a missing id is an error."""
+    wanted = set(ids)
+    found = {rec["id"]: rec for rec in iter_articles(datasets_dir) if rec.get("id") in wanted}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValueError(f"{len(missing)} listed article ids are not in {articles_path(datasets_dir)}: {missing[:3]}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for i in ids:
+            fh.write(json.dumps(found[i], ensure_ascii=False) + "\n")
+    return out
+
+
 @dataclass(frozen=True)
 class RtqaQuestion:
     id: str
