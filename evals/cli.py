@@ -101,11 +101,29 @@ def cmd_judge(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
 
-    rows = [("judge (shipped)", f"{res['balanced_accuracy']:.3f}", f"{res['roc_auc']:.3f}")]
-    for name, v in res["baselines"].items():
-        rows.append((f"baseline: {name}", f"{v['balanced_accuracy']:.3f}", f"{v['roc_auc']:.3f}"))
-    Console().print(_table(f"agreement with the human majority vote (n={res['n']})",
-                           ["judge", "balanced accuracy", "ROC AUC"], rows))
+    def cell(v: dict[str, float]) -> tuple[str, str]:
+        return f"{v['balanced_accuracy']:.3f}", f"{v['roc_auc']:.3f}"
+
+    out = Console()
+    rows = [("judge (shipped)", *cell(res))] + [(f"baseline: {k}", *cell(v)) for k, v in res["baselines"].items()]
+    out.print(_table(f"agreement with the human majority vote on {Path(args.qags).name} (n={res['n']}; "
+                     f"{'in-sample' if res['in_sample'] else 'held out'})",
+                     ["judge", "balanced accuracy", "ROC AUC"], rows))
+    conf = res["confusion_at_threshold"]
+    out.print(_table(f"at the threshold {res['threshold']}", ["judge says", "people agree", "people disagree"], [
+        ("supported", str(conf["supported_and_people_agree"]), str(conf["supported_but_people_disagree"])),
+        ("not supported", str(conf["not_supported_and_people_agree"]), str(conf["not_supported_but_people_disagree"])),
+    ]))
+    v = res["verdicts"]
+    out.print(f"verdicts (uncertain band {v['band']}): supported {v['supported']['n']}, uncertain "
+              f"{v['uncertain']['n']}, not supported {v['not supported']['n']}")
+    cv = res["cross_validation_at_fit"].get("per_style", {})
+    rows = [(f"{name} ({style}, cross-validated)", *cell(s)) for name, per in cv.items() for style, s in per.items()]
+    for fit, per in res["cross_style_at_fit"].items():
+        if isinstance(per, dict):
+            rows += [(f"{name} ({fit.replace('_', ' ')})", *cell(s)) for name, s in per.items()]
+    out.print(_table("at fit time (rag/judge.json): grouped CV per style, and cross-style",
+                     ["model", "balanced accuracy", "ROC AUC"], rows))
     return 0
 
 
@@ -117,7 +135,8 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     with _console().status("indexing and asking ...") as status:
         res = run_retrieval(Path(args.realtimeqa), settings, Path(args.questions) if args.questions else None,
                             args.articles, Path(args.index) if args.index else None, args.k,
-                            progress=lambda msg: status.update(msg), as_of_question_date=args.as_of_question_date)
+                            progress=lambda msg: status.update(msg), as_of_question_date=args.as_of_question_date,
+                            split=args.split)
     res["seconds"] = round(time.perf_counter() - t, 1)
     if args.json:
         print(json.dumps(res))
@@ -159,7 +178,7 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="eval_command")
 
     j = sub.add_parser("judge", help="the shipped judge's agreement with QAGS human labels")
-    j.add_argument("--qags", required=True, help="path to mturk_cnndm.jsonl")
+    j.add_argument("--qags", required=True, help="path to a QAGS file (mturk_cnndm.jsonl, mturk_xsum_dev.jsonl)")
     j.add_argument("--limit", type=int, help="only the first N articles")
     j.add_argument("--json", action="store_true")
     j.set_defaults(func=cmd_judge)
@@ -170,6 +189,8 @@ def register(subparsers: Any) -> None:
     r.add_argument("--articles", type=int, help="index only the first N articles")
     r.add_argument("--index", help="data dir of the index (reused when it exists)")
     r.add_argument("-k", type=int, default=5)
+    r.add_argument("--split", choices=["dev", "test", "all"], default="all",
+                   help="questions by quiz date: dev = January-March, test = April-June (tune on dev only)")
     r.add_argument("--as-of-question-date", action="store_true",
                    help="also ask each question as of its quiz date (later articles hidden, recency prior)")
     r.add_argument("--json", action="store_true")
