@@ -105,6 +105,13 @@ eval: install
 bench: install
 	$(PY) -m evals.bench
 
+# `rag serve` under load: 1/4/16 clients (60 s each) on the seed corpus and on 500 RealTime QA articles (indexed
+# once under .rag/bench-api), beside 4 threads in process. BENCH_API_ARGS e.g. "--seconds 10 --corpus seed",
+# "--soak-minutes 10". Run it on an idle machine; it writes its section of docs/benchmarks.md.
+.PHONY: bench-api
+bench-api: install
+	$(PY) -m evals.bench_api $(BENCH_API_ARGS)
+
 # STOP_AT=500|2000|5386 stops after that tier (the index under .rag/bench-scale is grown and reused).
 bench-scale: install
 	$(PY) -m evals.bench_scale $(if $(STOP_AT),--stop-at $(STOP_AT))
