@@ -1,4 +1,5 @@
-"""The offline judge: accepts verbatim sentences, flags perturbed claims; agreement on QAGS."""
+"""The offline judge: accepts verbatim sentences and faithful paraphrases, flags perturbed claims; three-way
+verdicts on answer sentences; agreement on QAGS."""
 
 from __future__ import annotations
 
@@ -10,10 +11,28 @@ import pytest
 
 from rag import SupportJudge
 from rag.chunking import split_sentences
+from rag.citations import DraftSentence, Renumberer
+from rag.types import Passage, Sentence
+from rag.verify import verify
 from tests.conftest import CORPUS, datasets_dir
 
 ARTICLE = next(CORPUS.glob("*.txt")).read_text(encoding="utf-8")
 QAGS = datasets_dir() / "qags" / "mturk_cnndm.jsonl"
+QAGS_XSUM = datasets_dir() / "qags" / "mturk_xsum_dev.jsonl"
+
+# Paraphrases (new wording, facts kept) of the seed article, and the same with one fact changed.
+PARAPHRASES = {
+    "five chiefs": "Five European intelligence chiefs told Reuters that Moscow does not seem interested in "
+    "settling the war quickly.",
+    "financial risk": "One intelligence chief warned that sanctions and restricted access to capital markets could "
+    "bring Moscow very high financial risks in the second half of 2026.",
+    "geneva": "The most recent negotiations were held in Geneva this week.",
+}
+SWAPPED = {
+    "five chiefs": PARAPHRASES["five chiefs"].replace("Five", "Seven"),
+    "financial risk": PARAPHRASES["financial risk"].replace("2026", "2027"),
+    "geneva": PARAPHRASES["geneva"].replace("Geneva", "Istanbul"),
+}
 
 PERTURBED = {
     "negated": "Moscow appears interested in a swift settlement.",
@@ -34,9 +53,35 @@ def judge() -> SupportJudge:
     return SupportJudge()
 
 
-def test_threshold_is_calibrated(judge: SupportJudge) -> None:
-    assert 0.0 < judge.threshold < 1.0
-    assert "QAGS" in judge.params.fitted_on
+def test_calibration_names_both_styles_and_a_band_around_the_threshold(judge: SupportJudge) -> None:
+    assert "mturk_cnndm.jsonl" in judge.params.fitted_on and "mturk_xsum_dev.jsonl" in judge.params.fitted_on
+    low, high = judge.band
+    assert low < judge.threshold < high
+    assert judge.verdict(high) == "supported" and judge.verdict(low) == "uncertain"
+    assert judge.verdict(judge.threshold) == "uncertain" and judge.verdict(low - 0.01) == "not supported"
+
+
+@pytest.mark.parametrize("kind", sorted(PARAPHRASES))
+def test_faithful_paraphrase_passes_the_threshold_and_a_changed_fact_does_not(judge: SupportJudge, kind: str) -> None:
+    faithful, swapped = judge.score(PARAPHRASES[kind], ARTICLE), judge.score(SWAPPED[kind], ARTICLE)
+    assert faithful >= judge.threshold, f"{kind}: {faithful:.3f}"
+    assert judge.verdict(swapped) == "not supported", f"{kind}: {swapped:.3f}"
+
+
+def test_answer_sentences_carry_three_way_verdicts(judge: SupportJudge) -> None:
+    start = ARTICLE.index("The latest round")
+    end = ARTICLE.index("DONETSK CONCESSIONS?")
+    spans = [(start + s, start + e) for s, e in split_sentences(ARTICLE[start:end])]
+    passage = Passage("c1", "a1", ARTICLE[start:end], start, end, spans, {"title": "t"})
+    verbatim = ARTICLE[spans[0][0] : spans[0][1]]
+    drafts = [DraftSentence(verbatim, [0]), DraftSentence(SWAPPED["geneva"], [0]), DraftSentence("Plain.", [])]
+    out = verify(drafts, [passage], Renumberer(1), judge, attach=False)
+    assert [s.verdict for s in out.sentences] == ["supported", "not supported", "not supported"]
+    assert [s.supported for s in out.sentences] == [True, False, False]
+    (c,) = out.citations
+    assert c.quote == ARTICLE[c.start : c.end] and "Geneva" in c.quote  # the best-aligned sentence is quoted
+    uncertain = Sentence("x", [1], verdict="uncertain")
+    assert uncertain.supported is False and Sentence("y", [1], supported=False).verdict == "not supported"
 
 
 def test_accepts_verbatim_sentences(judge: SupportJudge) -> None:
@@ -75,3 +120,16 @@ def test_eval_judge_cli_reports_agreement_against_baselines() -> None:
     for v in [res, *res["baselines"].values()]:
         assert 0.0 <= v["balanced_accuracy"] <= 1.0 and 0.0 <= v["roc_auc"] <= 1.0
     assert res["roc_auc"] > 0.7 and res["balanced_accuracy"] > 0.6
+    conf = res["confusion_at_threshold"]
+    assert sum(conf.values()) == res["n"]
+    assert res["in_sample"] and "fit on one style" in res["cross_style_at_fit"]["note"]
+
+
+@pytest.mark.skipif(not QAGS_XSUM.is_file(), reason=f"QAGS XSum not found at {QAGS_XSUM}: not measured")
+def test_judge_beats_word_overlap_on_paraphrased_summaries(judge: SupportJudge) -> None:
+    from evals.judge_eval import evaluate_judge
+
+    res = evaluate_judge(QAGS_XSUM, judge=judge)
+    assert res["n"] == 121
+    assert res["roc_auc"] > res["baselines"]["unigram_overlap"]["roc_auc"] + 0.03
+    assert res["balanced_accuracy"] > res["baselines"]["unigram_overlap"]["balanced_accuracy"] + 0.03
