@@ -87,14 +87,22 @@ def corpus_boilerplate(svc: RagService) -> frozenset[str]:
 def item_result(svc: RagService, item: GoldenItem, answer: Answer) -> ItemResult:
     chunks = {p.chunk_id: p.text for p in answer.contexts}
     exact = []
+    cited = {}
     for c in answer.citations:
         art = svc.get_article(c.article_id)
         exact.append(art is not None and art.text[c.start : c.end] == c.quote)
+        cited[c.n] = (c.quote, chunks.get(c.chunk_id, c.quote))
+        if c.field:
+            # A metadata citation stands for the sentence citing it when the article really has that value and
+            # the sentence states it (the judge then sees the sentence as its own evidence); else nothing.
+            value = str(getattr(art, c.field, "") or "") if art is not None else ""
+            said = [s.text for s in answer.sentences if c.n in s.citations and value and value in s.text]
+            cited[c.n] = (said[0], said[0]) if said else ("", "")
     return ItemResult(
         refuse=item.refuse, refused=answer.refused, answer=answer.answer, key_facts=item.key_facts,
         evidence=item.evidence, contexts=[p.text for p in answer.contexts],
         sentences=[(s.text, list(s.citations)) for s in answer.sentences],
-        citations={c.n: (c.quote, chunks.get(c.chunk_id, c.quote)) for c in answer.citations},
+        citations=cited,
         quotes_exact=exact, latency_ms=float(answer.timings_ms.get("total", 0.0)), kind=item.kind,
     )
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from rag.dates import iso_date
 from rag.errors import ConfigError
+from rag.sentences import quality
 from rag.text import jaccard, terms
 from rag.types import Citation, Passage, Sentence
 
@@ -37,6 +38,8 @@ class Calibration:
     gate_w_lexical: float = 0.25
     gate_w_dense: float = 0.0
     gate_threshold: float = 0.54
+    mmr_lambda: float = 0.5  # broad questions: weight of a sentence's similarity to those already taken
+    broad_keep_ratio: float = 0.75  # broad questions: keep floor as a share of the best sentence's score
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
@@ -61,6 +64,9 @@ class Candidate:
     semantic: float
     lexical: float
     score: float
+    index: int = -1  # the sentence's position in its passage
+    vec: np.ndarray | None = None  # its stored sentence vector
+    needs_context: bool = False  # a bare pronoun or unnamed speaker: quotable only after the sentence before it
 
 
 CONTEXT_WEIGHT = 0.5  # terms a follow-up borrowed from the conversation count half
@@ -100,13 +106,18 @@ def candidates(
             if key in seen or len(text) < 25 or _HEADING.match(text):
                 continue
             seen.add(key)
+            q = quality(text)
+            if q.reject:
+                continue
+            vec = None
             if svecs is not None and j < len(svecs) and np.any(svecs[j]):
+                vec = svecs[j]
                 sem = float(svecs[j] @ qvec)
             else:
                 sem = float(p.dense_score or 0.0)
             lex = _coverage(weights, set(terms(text)))
             score = cal.w_semantic * sem + cal.w_lexical * lex + cal.w_rank * (p.score / top)
-            out.append(Candidate(p, rank, s, e, text, sem, lex, score))
+            out.append(Candidate(p, rank, s, e, text, sem, lex, score, j, vec, q.needs_context))
     out.sort(key=lambda c: -c.score)
     return out
 

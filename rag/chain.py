@@ -15,6 +15,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag import answer as extractive
+from rag import brief
 from rag.answer import REFUSAL_TEXT, Calibration
 from rag.chunking import split_sentences
 from rag.condense import condense
@@ -80,18 +81,24 @@ class ExtractiveAnswerer:
         self.calibration = calibration
 
     def stream(self, req: Request) -> Iterator[str | Answer]:
-        chosen = extractive.select(req.candidates, self.max_sentences, self.calibration)
-        text, citations, sentences = extractive.cite(chosen)
-        for i, s in enumerate(sentences):
-            yield ("" if i == 0 else " ") + f"{s.text} [{s.citations[0]}]"
+        """A news brief: grouped by article under source and date (rag.brief); metadata questions from metadata."""
+        question = req.standalone_question or req.question
+        field_name = brief.metadata_field(question)
+        made = brief.metadata_answer(field_name, req.candidates) if field_name else None
+        if made is None:
+            chosen = brief.select(req.candidates, self.max_sentences, self.calibration, brief.is_broad(question))
+            made = brief.compose(chosen, newest_first=wants_recency(question))
+        for i, (label, idx) in enumerate(made.groups):
+            pieces = " ".join(f"{made.sentences[j].text} [{made.sentences[j].citations[0]}]" for j in idx)
+            yield ("" if i == 0 else "\n\n") + f"{label}: {pieces}"
         yield Answer(
             question=req.question,
             standalone_question=req.standalone_question,
-            answer=text,
+            answer=made.text,
             refused=False,
             mode=self.mode,
-            citations=citations,
-            sentences=sentences,
+            citations=made.citations,
+            sentences=made.sentences,
             contexts=req.passages,
             relevance=req.relevance,
         )

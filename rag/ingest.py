@@ -24,6 +24,10 @@ DEFAULT_MAX_ARTICLE_MB = 5.0
 MAX_TITLE_CHARS = 90
 
 _BYLINE = re.compile(r"^\s*by\s+([^,\n]{3,80})(?:,[^\n]*)?$", re.IGNORECASE)
+# A closing author bio ("Gabe Hauari is a national trending news reporter at USA TODAY.", "Eric Lagatta covers
+# breaking and trending news for USA TODAY."), as USA TODAY and its network sign articles in RealTime QA 2025.
+_BIO = re.compile(r"^([A-Z][\w.'-]+(?: [A-Z][\w.'-]+){1,3}) (?:is an? [\w ,-]{0,60}(?:reporter|correspondent|writer|"
+                  r"editor|columnist|journalist)\b[^.]{0,40}\b(?:for|at|with) [A-Z]|covers [\w ,&-]{3,80} (?:for|at) [A-Z])")
 _DATELINE = re.compile(r"^[A-Z][A-Z .,'-]{2,40}\(([^)]{2,60})\)\s*[–—-]\s*")
 
 
@@ -95,6 +99,11 @@ def _in_text_metadata(text: str) -> dict[str, str]:
             meta["author"] = m.group(1).strip()
         if "source" not in meta and (m := _DATELINE.match(ln)):
             meta["source"] = m.group(1).strip()
+    if "author" not in meta:
+        tail = [ln.strip() for ln in text.split("\n") if ln.strip()][-4:]
+        names = [m.group(1) for ln in tail if (m := _BIO.match(ln))]
+        if names:
+            meta["author"] = ", ".join(dict.fromkeys(names))
     return meta
 
 

@@ -106,6 +106,7 @@ class Citation:
     quote: str
     start: int
     end: int
+    field: str | None = None  # a fact known only from this metadata field (then quote is "" and start == end == 0)
 
 
 @dataclass
