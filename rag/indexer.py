@@ -30,6 +30,7 @@ class IngestReport:
     skipped: list[Skipped] = field(default_factory=list)
     undated: list[Skipped] = field(default_factory=list)  # added/updated articles with no parseable date
     dates_added: int = 0  # unchanged articles stored before dates were, given their date now
+    changed_ids: set[str] = field(default_factory=set)  # articles added, updated, removed or re-dated
     embed_seconds: float = 0.0
 
     @property
@@ -139,6 +140,7 @@ class Indexer:
             (future, batch), inflight = inflight, None
             future.result()
             for article, cs, is_update in batch:
+                report.changed_ids.add(article.article_id)
                 report.chunks_added += len(cs)
                 if is_update:
                     report.updated += 1
@@ -172,6 +174,7 @@ class Indexer:
                 mark_dirty()
                 self.store.set_dates(to_date)
                 report.dates_added += len(to_date)
+                report.changed_ids.update(a.article_id for a in to_date)
                 to_date = []
 
         try:
@@ -213,6 +216,7 @@ class Indexer:
                     mark_dirty()
                     report.chunks_removed += self.store.delete_article(aid)
                     report.removed += 1
+                    report.changed_ids.add(aid)
         if progress:
             progress(done, report.chunks_added)
         if dirty:

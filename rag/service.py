@@ -110,6 +110,8 @@ class RagService:
         paths = list(paths) if paths else [self.settings.corpus_dir]
         chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
         with self._lock:
+            # The BM25 index can take this ingest as a delta only if it described the store before it.
+            before = self.store.revision() if self.store.exists() else None
             # The embedder is loaded only if something needs embedding (a no-op re-ingest never loads it).
             indexer = Indexer(
                 self.store, lambda: self.embedder, chunker, max_article_bytes=int(self.settings.max_article_mb * 2**20)
@@ -117,7 +119,9 @@ class RagService:
             report = indexer.ingest(
                 paths, sync=sync, progress=progress, limit=limit
             )
-            if report.changed or not self.bm25.loads_current():  # a damaged BM25 file is rebuilt here too
+            if report.changed_ids:  # a small change goes to the delta segment, a large one rebuilds (merges)
+                self.bm25.update(before, report.changed_ids)
+            elif not self.bm25.loads_current():  # a damaged BM25 file is rebuilt here too
                 self.bm25.rebuild()
         return report
 
@@ -134,9 +138,10 @@ class RagService:
 
     def delete_article(self, article_id: str) -> int:
         with self._lock:
+            before = self.store.revision()
             n = self.store.delete_article(article_id)
             self.store.bump_revision()
-            self.bm25.rebuild()
+            self.bm25.update(before, {article_id})
         return n
 
     def remove_source(self, path: Path) -> int:
@@ -150,10 +155,11 @@ class RagService:
         if not ids:
             return 0
         with self._lock:
+            before = self.store.revision()
             for aid in ids:
                 self.store.delete_article(aid)
             self.store.bump_revision()
-            self.bm25.rebuild()
+            self.bm25.update(before, set(ids))
         return len(ids)
 
     # -- questions -----------------------------------------------------------------

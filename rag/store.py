@@ -382,6 +382,15 @@ class ChromaStore:
         self._chunks = self._articles = None
         self.open(create=True)
 
+    def chunk_texts_of(self, article_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Ids and texts of the chunks of these articles (the BM25 delta segment reads them)."""
+        if not article_ids:
+            return [], []
+        ids = list(article_ids)
+        where = {"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}
+        got = self._try(lambda: self.chunks.get(where=where, include=["documents"]))
+        return list(got["ids"]), list(got["documents"])
+
     def _passages(self, ids: list[str], docs: list[str], metas: list[dict[str, Any]]) -> list[Passage]:
         out = []
         for cid, doc, meta in zip(ids, docs, metas, strict=True):
