@@ -46,17 +46,17 @@ class WordVectors:
 
 def _pool_words(text: str, hidden: np.ndarray, enc: Any) -> WordVectors:
     """Group word pieces by the tokenizer's word ids; mean-pool and normalise each word."""
-    groups: dict[int, list[int]] = {}
-    for t, w in enumerate(enc.word_ids):
-        if w is not None and t < len(hidden):
-            groups.setdefault(w, []).append(t)
-    if not groups:
+    tokens = [t for t, w in enumerate(enc.word_ids) if w is not None and t < len(hidden)]
+    if not tokens:
         return WordVectors([], [], np.zeros((0, DIMENSION), dtype=np.float32))
+    ids = np.array([enc.word_ids[t] for t in tokens])
+    first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])  # a word's pieces are contiguous
+    last = np.r_[first[1:], len(tokens)] - 1
+    sums = np.add.reduceat(hidden[tokens], first, axis=0)
     offsets = enc.offsets
-    ws = [text[offsets[g[0]][0] : offsets[g[-1]][1]].lower() for g in groups.values()]
-    starts = [int(offsets[g[0]][0]) for g in groups.values()]
-    vecs = np.stack([hidden[g].mean(axis=0) for g in groups.values()])
-    return WordVectors(ws, starts, _normalise(vecs).astype(np.float32))
+    ws = [text[offsets[tokens[a]][0] : offsets[tokens[b]][1]].lower() for a, b in zip(first, last, strict=True)]
+    starts = [int(offsets[tokens[a]][0]) for a in first]
+    return WordVectors(ws, starts, _normalise(sums).astype(np.float32))  # the mean's direction is the sum's
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

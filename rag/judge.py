@@ -14,7 +14,7 @@ import numpy as np
 
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError
-from rag.judge_features import Encoder, Evidence, features
+from rag.judge_features import Encoder, Evidence, features, segments
 
 JUDGE_FILE = Path(__file__).with_name("judge.json")
 
@@ -198,6 +198,12 @@ class SupportJudge:
                 self._claim_cache.popitem(last=False)
         return out
 
+    def prepare(self, claims: Sequence[str], evidences: Sequence[str]) -> None:
+        """Encode the claims in one batch and every evidence text's segments in another (one model run each
+        for an answer's sentences and passages), so that later scoring costs no model run."""
+        self._claims(list(claims))
+        self.encoder.encode_segments([s for e in evidences for s, _ in segments(e)])
+
     def features(self, claim: str, evidence: str) -> dict[str, float]:
         """Every named feature of one (claim, evidence) pair (the fitted ones and the other candidates)."""
         ((qv, cw),) = self._claims([claim])
@@ -249,14 +255,11 @@ class SupportJudge:
         """Per evidence sentence, the best alignment of any of the claims' words with it (for quoting)."""
         ev = self.evidence(evidence)
         best = np.zeros(len(ev.sentences))
+        if not len(ev.word_vectors):
+            return [0.0] * len(ev.sentences)
+        bounds = np.flatnonzero(np.r_[True, ev.word_sentence[1:] != ev.word_sentence[:-1]])
         for _, cw in self._claims(list(claims)):
-            if not len(cw.vectors) or not len(ev.word_vectors):
-                continue
-            sim = cw.vectors @ ev.word_vectors.T
-            per = np.zeros((len(cw.vectors), len(ev.sentences)))
-            for s in range(len(ev.sentences)):
-                cols = ev.word_sentence == s
-                if cols.any():
-                    per[:, s] = sim[:, cols].max(axis=1)
-            best = np.maximum(best, per.mean(axis=0))
+            if len(cw.vectors):
+                per = np.maximum.reduceat(cw.vectors @ ev.word_vectors.T, bounds, axis=1)
+                best = np.maximum(best, per.mean(axis=0))
         return [float(b) for b in best]

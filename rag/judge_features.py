@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,9 @@ from rag.embeddings import DIMENSION, LocalMiniLMEmbeddings, WordVectors
 from rag.text import STOPWORDS, terms, words
 
 SEGMENT_CHARS = 900  # evidence is encoded in runs of whole sentences up to this size: ~200 word pieces, under
-#                      the model's 256 (MAX_TOKENS); passages joined by newlines are encoded apart, so each
-#                      retrieved passage is encoded once per answer however the sentences cite it
+#                      the model's 256 (MAX_TOKENS); a chunk (800 characters by default) is one run
+PASSAGE_BREAK = "\n\f\n"  # runs never cross it (a form feed: absent from article text): join passages with
+#                            it and each passage is encoded once per answer, as one run of the model
 WINDOW = 3  # sentence windows of 1..WINDOW consecutive evidence sentences (XSum claims fuse 2-3 sentences)
 LOW_MATCH = 0.55  # a content word whose best MiniLM match is below this is "unaligned" (measured on QAGS:
 #                   same-word pairs in other contexts sit at 0.6-0.9, unrelated content words at 0.2-0.5)
@@ -107,6 +109,12 @@ def _is_content(w: str) -> bool:
     return any(ch.isalnum() for ch in w) and w not in STOPWORDS
 
 
+@lru_cache(maxsize=4096)
+def _lexical(sentence: str) -> tuple[list[str], set[str]]:
+    """A sentence's words and stemmed terms (cached: an answer's passages recur in many evidence texts)."""
+    return words(sentence), set(terms(sentence))
+
+
 @dataclass
 class Evidence:
     """Evidence split into sentences: lexical views, and MiniLM word vectors with each word's sentence."""
@@ -121,8 +129,9 @@ class Evidence:
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, DIMENSION), dtype=np.float32))
 
     def __post_init__(self) -> None:
-        self.words = [words(s) for s in self.sentences]
-        self.terms = [set(terms(s)) for s in self.sentences]
+        lex = [_lexical(s) for s in self.sentences]
+        self.words = [w for w, _ in lex]
+        self.terms = [t for _, t in lex]
         all_words = [w for ws in self.words for w in ws]
         self.all_terms: set[str] = set().union(*self.terms) if self.terms else set()
         self.bigrams = ngrams(all_words, 2)
@@ -132,9 +141,9 @@ class Evidence:
 
 
 def segments(text: str) -> list[tuple[str, list[tuple[int, int]]]]:
-    """Runs of whole sentences (offsets within the run) up to SEGMENT_CHARS, never across a newline."""
+    """Runs of whole sentences (offsets within the run) up to SEGMENT_CHARS, never across a PASSAGE_BREAK."""
     out: list[tuple[str, list[tuple[int, int]]]] = []
-    for block in text.split("\n"):
+    for block in text.split(PASSAGE_BREAK):
         spans = split_sentences(block)
         run: list[tuple[int, int]] = []
         for s, e in spans:
@@ -155,7 +164,7 @@ class Encoder:
         self._cache: OrderedDict[str, WordVectors] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _segments(self, texts: list[str]) -> list[WordVectors]:
+    def encode_segments(self, texts: list[str]) -> list[WordVectors]:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
@@ -174,7 +183,7 @@ class Encoder:
 
     def evidence(self, text: str) -> Evidence:
         segs = segments(text)
-        encoded = self._segments([s for s, _ in segs])
+        encoded = self.encode_segments([s for s, _ in segs])
         sentences: list[str] = []
         vec_rows: list[np.ndarray] = []
         word_sentence: list[int] = []
@@ -239,11 +248,12 @@ def features(claim: str, qv: np.ndarray, cw: WordVectors, ev: Evidence) -> dict[
     best1 = int(np.argmax(win_prec[1]))
     # -- sentence-window cosine -------------------------------------------------------------
     cos = ev.vectors @ qv if len(ev.vectors) else np.zeros(1)
-    win_cos = []
-    for k in range(1, WINDOW + 1):
-        for s in range(max(n_sent - k + 1, 1)):
-            v = ev.vectors[s : s + k].sum(axis=0) if len(ev.vectors) else np.zeros_like(qv)
-            win_cos.append(float(v @ qv / max(float(np.linalg.norm(v)), 1e-12)))
+    win_cos = [0.0]
+    if len(ev.vectors):
+        csum = np.vstack([np.zeros((1, ev.vectors.shape[1])), np.cumsum(ev.vectors, axis=0)])
+        for k in range(1, min(WINDOW, n_sent) + 1):
+            v = csum[k:] - csum[:-k]  # every window of k consecutive sentences, summed
+            win_cos.append(float(np.max(v @ qv / np.maximum(np.linalg.norm(v, axis=1), 1e-12))))
     # -- lexical ---------------------------------------------------------------------------
     win_words = [w for s in top_sents for w in ev.words[s]]
     win_terms: set[str] = set().union(*(ev.terms[s] for s in top_sents)) if top_sents else set()

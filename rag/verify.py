@@ -7,6 +7,7 @@ from typing import Protocol
 
 from rag.answer import make_citation
 from rag.citations import DraftSentence, Renumberer
+from rag.judge_features import PASSAGE_BREAK
 from rag.types import Citation, Passage, Sentence
 
 ATTACH_MARGIN = 0.1  # an unmarked sentence gets a citation only when support clearly clears the threshold
@@ -32,6 +33,10 @@ class Judge(Protocol):
         ...
 
     def evidence_sentences(self, evidence: str) -> list[str]: ...
+
+    def prepare(self, claims: list[str], evidences: list[str]) -> None:
+        """Encode an answer's sentences and passages once, in batches, before scoring."""
+        ...
 
 
 @dataclass
@@ -61,9 +66,10 @@ def verify(
     quotes."""
     sentences: list[Sentence] = []
     claims_by_n: dict[int, list[str]] = {}
+    judge.prepare([d.text for d in drafts], [p.text for p in passages])
     for d in drafts:
         if d.passages:
-            evidence = "\n".join(passages[i].text for i in d.passages)
+            evidence = PASSAGE_BREAK.join(passages[i].text for i in d.passages)
             score = judge.score(d.text, evidence)
             ns = [n for n in (renumber(i + 1) for i in d.passages) if n is not None]
             sentences.append(Sentence(d.text, ns, support_score=round(score, 4), verdict=judge.verdict(score)))
