@@ -1,4 +1,4 @@
-"""The HTTP API (`rag serve`): /v1/ask, OpenAI-compatible /v1/chat/completions, keys and roles."""
+"""The HTTP API (`rag serve`): /v1/ask, OpenAI-compatible /v1/chat/completions, articles, metrics, keys and limits."""
 
 from __future__ import annotations
 
