@@ -29,7 +29,7 @@ from tests.conftest import CORPUS, make_settings
 
 httpx: Any = getattr(openai_exceptions, "httpx2", None) or getattr(openai_exceptions, "httpx")  # noqa: B009 - the SDK's own
 FAKE_KEY = "sk-test-DO-NOT-LEAK-0123456789abcdef"
-PASSAGE = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", re.S | re.M)
+PASSAGE = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)\n</passage>", re.S | re.M)  # inside its <passage> fence
 
 
 class ScriptedChatModel(BaseChatModel):
