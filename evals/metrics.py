@@ -276,7 +276,11 @@ class TokenF1(Metric):
     def score(self, item: ItemResult) -> float | None:
         if not _answerable(item):
             return None
-        return 0.0 if item.refused else token_f1(strip_markers(item.answer), item.evidence)
+        if item.refused:
+            return 0.0
+        # the answer's sentences, without the source-and-date labels that lead each group of a news brief
+        said = " ".join(t for t, _ in item.sentences) if item.sentences else strip_markers(item.answer)
+        return token_f1(said, item.evidence)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from rag import Answer, Citation, Passage, RagService
+from rag.types import Sentence
 from ui.common import show_error
 from ui.conversation import Exchange
 from ui.render import has_marker, highlighted_html, md, quote_spans
@@ -58,17 +59,36 @@ def _mark(verdict: str) -> str:
     return "" if verdict == "supported" else UNCERTAIN if verdict == "uncertain" else UNSUPPORTED
 
 
-def _answer_markdown(a: Answer) -> str:
-    if not any(not s.supported for s in a.sentences):
-        return md(a.answer)
-    parts = []
+def answer_groups(a: Answer) -> list[tuple[str, list[Sentence]]]:
+    """Consecutive answer sentences citing one article, each group labelled with its source and date."""
+    by_n = {c.n: c for c in a.citations}
+    groups: list[tuple[str, str, list[Sentence]]] = []
     for s in a.sentences:
-        text = md(s.text)
-        if not has_marker(s.text) and s.citations:
-            text += " " + " ".join(f"\\[{n}\\]" for n in s.citations)
-        mark = _mark(s.verdict)
-        parts.append(f"{mark} {text}" if mark else text)
-    return " ".join(parts)
+        c = by_n.get(s.citations[0]) if s.citations else None
+        key = c.article_id if c else ""
+        label = f"{c.source or c.title or 'unknown source'}, {c.published or 'undated'}" if c else ""
+        if groups and groups[-1][0] == key:
+            groups[-1][2].append(s)
+        else:
+            groups.append((key, label, [s]))
+    return [(label, ss) for _, label, ss in groups]
+
+
+def _answer_markdown(a: Answer) -> str:
+    """The answer grouped by article, each group led by its source and date in bold."""
+    if not a.sentences:
+        return md(a.answer)
+    paragraphs = []
+    for label, group in answer_groups(a):
+        parts = []
+        for s in group:
+            text = md(s.text)
+            if not has_marker(s.text) and s.citations:
+                text += " " + " ".join(f"\\[{n}\\]" for n in s.citations)
+            mark = _mark(s.verdict) if not s.supported else ""
+            parts.append(f"{mark} {text}" if mark else text)
+        paragraphs.append((f"**{md(label)}:** " if label else "") + " ".join(parts))
+    return "\n\n".join(paragraphs)
 
 
 def answer_text(a: Answer, article_count: Callable[[], int]) -> None:
@@ -104,7 +124,11 @@ def _citation(ex_id: str, c: Citation, a: Answer, svc: RagService) -> None:
     if meta:
         st.caption(md(meta))
     p = _passage_for(c, a.contexts)
-    if p is not None:
+    if c.field:
+        st.caption(md(f"from the article's metadata ({c.field}), not its text"))
+    if c.field and not c.quote:
+        pass
+    elif p is not None:
         spans = quote_spans(p.text, p.start, [(c.quote, c.start, c.end)])
         st.html(highlighted_html(p.text, spans))
     else:
