@@ -116,4 +116,5 @@ def test_corrupt_index_is_a_clear_error(tmp_path: Path) -> None:
     (settings.chroma_dir / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
     with pytest.raises(RagIndexError) as exc:
         RagService(settings).ask("What does Russia want?")
-    assert "corrupt" in exc.value.user_message or "rag ingest" in exc.value.user_message
+    msg = exc.value.user_message
+    assert "may be corrupt" in msg and str(settings.chroma_dir) in msg and "rag ingest" in msg

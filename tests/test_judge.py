@@ -98,9 +98,8 @@ def test_flags_perturbed_claims(judge: SupportJudge, kind: str) -> None:
     assert not judge.supported(claim, ARTICLE), f"{kind}: {judge.score(claim, ARTICLE):.3f}"
 
 
-def test_scores_are_probabilities_and_empty_is_unsupported(judge: SupportJudge) -> None:
-    s = judge.score("Russia is not seeking a peace agreement.", ARTICLE)
-    assert 0.0 <= s <= 1.0
+def test_a_copied_claim_outscores_its_contradiction_and_empty_is_unsupported(judge: SupportJudge) -> None:
+    assert judge.score(PARAPHRASES["geneva"], ARTICLE) > judge.score(PERTURBED["place swapped"], ARTICLE)
     assert judge.score("", ARTICLE) == 0.0
     assert judge.score("Russia is not seeking a peace agreement.", "") == 0.0
 
@@ -117,8 +116,6 @@ def test_eval_judge_cli_reports_agreement_against_baselines() -> None:
     res = json.loads(out.stdout)
     assert res["n"] > 100
     assert set(res["baselines"]) == {"unigram_overlap", "embedding_cosine", "trigram_copy"}
-    for v in [res, *res["baselines"].values()]:
-        assert 0.0 <= v["balanced_accuracy"] <= 1.0 and 0.0 <= v["roc_auc"] <= 1.0
     assert res["roc_auc"] > 0.7 and res["balanced_accuracy"] > 0.6
     conf = res["confusion_at_threshold"]
     assert sum(conf.values()) == res["n"]
