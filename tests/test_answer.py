@@ -33,8 +33,8 @@ def test_what_does_russia_want(corpus_service: RagService) -> None:
     a = corpus_service.ask("What does Russia want?")
     assert not a.refused and a.mode == "extractive"
     check_citations(corpus_service, a)
-    assert 1 <= len(a.sentences) <= 4
-    assert any(k in a.answer for k in ("strategic goals", "sanctions relief", "Zelensky"))
+    assert 1 <= len(a.sentences) <= 6  # a broad question: up to 6 sentences covering distinct facets (issue 15)
+    assert "sanctions relief" in a.answer and a.answer.startswith("Worthy News, undated: ")
     d = a.to_dict()
     assert set(d) >= {
         "question",
