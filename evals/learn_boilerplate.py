@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from urllib.parse import urlparse
 
 from evals.golden import NEWS_PATH, corpus_ids
