@@ -27,7 +27,8 @@ _BYLINE = re.compile(r"^\s*by\s+([^,\n]{3,80})(?:,[^\n]*)?$", re.IGNORECASE)
 # A closing author bio ("Gabe Hauari is a national trending news reporter at USA TODAY.", "Eric Lagatta covers
 # breaking and trending news for USA TODAY."), as USA TODAY and its network sign articles in RealTime QA 2025.
 _BIO = re.compile(r"^([A-Z][\w.'-]+(?: [A-Z][\w.'-]+){1,3}) (?:is an? [\w ,-]{0,60}(?:reporter|correspondent|writer|"
-                  r"editor|columnist|journalist)\b[^.]{0,40}\b(?:for|at|with) [A-Z]|covers [\w ,&-]{3,80} (?:for|at) [A-Z])")
+                  r"editor|columnist|journalist)\b[^.]{0,40}\b(?:for|at|with) [A-Z]"
+                  r"|covers [\w ,&-]{3,80} (?:for|at) [A-Z])")
 _DATELINE = re.compile(r"^[A-Z][A-Z .,'-]{2,40}\(([^)]{2,60})\)\s*[–—-]\s*")
 
 
