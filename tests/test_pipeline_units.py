@@ -1,0 +1,120 @@
+"""Unit tests of the pipeline's small rules: RRF, MMR, the IDF prior, follow-up condensing, settings precedence."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import RagService, Settings, Turn
+from rag.condense import condense, is_followup
+from rag.retrieve import IDF_PRIOR_CHUNKS, IDF_PRIOR_DF, RRF_K, mmr, rrf_score
+from rag.types import Passage
+from tests.conftest import make_settings
+
+
+# -- reciprocal rank fusion --------------------------------------------------------------------
+def test_rrf_adds_one_over_k_plus_rank_per_retriever() -> None:
+    assert rrf_score((0, 0)) == pytest.approx(2 / (RRF_K + 1))
+    assert rrf_score((0, None)) == pytest.approx(1 / (RRF_K + 1))
+    assert rrf_score((None, None)) == 0.0
+    # found by both retrievers at middling ranks beats first place in one of them
+    assert rrf_score((5, 5)) > rrf_score((0, None))
+    assert rrf_score((2, 9), k=10) == pytest.approx(1 / 13 + 1 / 20)
+
+
+# -- maximal marginal relevance ------------------------------------------------------------------
+def _passage(cid: str, score: float) -> Passage:
+    p = Passage(cid, cid, cid, 0, 1, [], {})
+    p.score = score
+    return p
+
+
+def _unit(*xs: float) -> np.ndarray:
+    v = np.array(xs, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_mmr_prefers_a_different_passage_over_a_near_copy() -> None:
+    pool = [_passage("a", 1.0), _passage("a-copy", 0.99), _passage("b", 0.9), _passage("c", 0.0)]
+    vectors = {"a": _unit(1, 0, 0), "a-copy": _unit(1, 0.05, 0), "b": _unit(0, 1, 0), "c": _unit(0, 0, 1)}
+    assert [p.chunk_id for p in mmr(pool, vectors, k=2, lam=0.85)] == ["a", "b"]
+    # with all weight on relevance the near copy (below the duplicate cut) comes second
+    assert [p.chunk_id for p in mmr(pool, vectors, k=2, lam=1.0, duplicate_cosine=1.01)] == ["a", "a-copy"]
+
+
+def test_mmr_never_returns_two_duplicates_even_when_short_of_k() -> None:
+    pool = [_passage("a", 1.0), _passage("a2", 0.9)]
+    same = _unit(1, 1, 0)
+    assert [p.chunk_id for p in mmr(pool, {"a": same, "a2": same}, k=2)] == ["a"]
+    assert mmr([], {}, k=3) == []
+
+
+# -- the IDF prior ---------------------------------------------------------------------------------
+def test_idf_prior_keeps_a_one_article_corpus_sane(corpus_service: RagService) -> None:
+    bm25 = corpus_service.bm25
+    n = bm25.size()
+    assert 0 < n < 20  # the seed article's few chunks
+
+    def expected(df: int) -> float:
+        total, d = n + IDF_PRIOR_CHUNKS, df + IDF_PRIOR_CHUNKS * IDF_PRIOR_DF
+        return math.log(1 + (total - d + 0.5) / (d + 0.5))
+
+    absent, common = bm25.idf("zzzunseenterm"), bm25.idf("russia")
+    assert absent == pytest.approx(expected(0))
+    assert common < absent  # a word in the corpus weighs less than one that is not
+    # without the prior a term in every chunk would weigh log(1 + 0.5 / (n + 0.5)), close to nothing;
+    # with it, it keeps most of an unseen term's weight
+    assert common > 0.8 * absent
+
+
+# -- follow-ups ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("question", "followup"),
+    [
+        ("And what about Donetsk?", True),
+        ("Why?", True),
+        ("What did they say about it?", True),
+        ("What financial risks could Moscow face in 2026?", False),
+        ("Where did the latest round of negotiations take place?", False),
+    ],
+)
+def test_is_followup(question: str, followup: bool) -> None:
+    assert is_followup(question) is followup
+
+
+def test_condense_borrows_the_previous_topic_only_for_followups() -> None:
+    history = [Turn("What does Russia want from the peace talks?", "…", "What does Russia want from the peace talks?")]
+    out = condense("And what about Donetsk?", history)
+    assert out.startswith("And what about Donetsk?") and "Russia" in out and "Donetsk" not in out[24:]
+    standalone = "What financial risks could Moscow face in 2026?"
+    assert condense(standalone, history) == standalone
+    assert condense("And what about Donetsk?", []) == "And what about Donetsk?"
+
+
+# -- settings precedence: argument > environment > .env > default --------------------------------
+def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("RAG_TOP_K=7\nRAG_LLM_MODEL=from-dotenv\nRAG_CANDIDATES=40\n")
+    monkeypatch.setenv("RAG_TOP_K", "9")
+    monkeypatch.setenv("RAG_LLM_MODEL", "from-env")
+    s = Settings(_env_file=env_file, llm_model="from-argument")  # type: ignore[call-arg]
+    assert s.llm_model == "from-argument"  # argument beats environment
+    assert s.top_k == 9  # environment beats .env
+    assert s.candidates == 40  # .env beats the default
+    assert s.chunk_size == 800  # the default
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    assert Settings(_env_file=None).llm_configured  # type: ignore[call-arg]  # the OpenAI alias counts
+
+
+def test_settings_reject_out_of_range_values() -> None:
+    with pytest.raises(ValueError, match="top_k"):
+        Settings(_env_file=None, top_k=0)  # type: ignore[call-arg]
+
+
+def test_asking_for_the_mode_builds_nothing(tmp_path: Path) -> None:
+    svc = RagService(make_settings(tmp_path / "data"))
+    assert svc.resolve_mode(None) == "extractive"
+    assert not svc.embedder_loaded
