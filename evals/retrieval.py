@@ -8,15 +8,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 from evals.realtimeqa import ARTICLES, QUESTIONS, RtqaQuestion, contains_answer, is_short, load_questions
-from rag import ConfigError, RagService, Settings, make_filter, parse_date
+from rag import ConfigError, Method, RagService, Settings, make_filter, parse_date
 from rag.dates import wants_recency
 
-Method = Literal["dense", "bm25", "hybrid"]
-
-METHODS: tuple[Method, ...] = ("dense", "bm25", "hybrid")
+METHODS: tuple[Method, ...] = get_args(Method)
 COLLECTION = "realtimeqa"
 
 

@@ -22,6 +22,7 @@ from rag.feedback import read_feedback, record_feedback
 from rag.indexer import IngestReport, count_articles
 from rag.judge import FEATURES as JUDGE_FEATURES
 from rag.judge import JudgeParams, SupportJudge
+from rag.retrieve import Method
 from rag.service import RagService
 from rag.types import Answer, Article, Citation, DateFilter, Passage, Sentence, Turn
 
@@ -41,6 +42,7 @@ __all__ = [
     "IngestReport",
     "JudgeParams",
     "LocalMiniLMEmbeddings",
+    "Method",
     "ModelError",
     "Passage",
     "QuestionError",

@@ -188,21 +188,34 @@ def _log_retry(err: ModelError, attempt: int, delays: list[float]) -> None:
     log.warning("%s; retry %d of %d in %.1f s", what, attempt + 1, len(delays), delays[attempt])
 
 
-def call_with_retries(fn: Callable[[], T], settings: Settings, sleep: Callable[[float], None] = time.sleep) -> T:
-    """fn(), retried with exponential backoff while the error is retryable; ModelError at the end."""
+def stream_with_retries(
+    make: Callable[[], Iterator[T]], settings: Settings, sleep: Callable[[float], None] = time.sleep
+) -> Iterator[T]:
+    """The items of make(); a retryable error before the first item starts it again after a backoff delay
+    (never after: the caller has shown them). Every failure ends as a ModelError saying what to check."""
     delays = backoff_delays(settings.llm_max_retries)
-    for attempt in range(len(delays) + 1):
+    attempt = 0
+    while True:
+        started = False
         try:
-            return fn()
+            for item in make():
+                started = True
+                yield item
+            return
         except Exception as exc:
             err = translate_error(exc, settings)
             if err is None:
                 raise
-            if not err.is_retryable or attempt == len(delays):
+            if started or not err.is_retryable or attempt >= len(delays):
                 raise err from exc
             _log_retry(err, attempt, delays)
             sleep(delays[attempt])
-    raise AssertionError("unreachable")
+            attempt += 1
+
+
+def call_with_retries(fn: Callable[[], T], settings: Settings, sleep: Callable[[float], None] = time.sleep) -> T:
+    """fn(), retried with exponential backoff while the error is retryable; ModelError at the end."""
+    return next(stream_with_retries(lambda: iter([fn()]), settings, sleep))
 
 
 def _text(chunk: Any) -> str:
@@ -256,29 +269,17 @@ class LLMAnswerer:
 
     def _pieces(self, inputs: dict[str, Any]) -> Iterator[str]:
         """Model output pieces; a retryable failure before the first piece is retried with backoff."""
-        delays = backoff_delays(self.settings.llm_max_retries)
-        attempt = 0
-        while True:
-            started = False
+
+        def attempt() -> Iterator[str]:
             deadline = time.monotonic() + self.settings.llm_timeout
-            try:
-                for chunk in self.runnable.stream(inputs):
-                    piece = _text(chunk)
-                    if piece:
-                        started = True
-                        yield piece
-                    if time.monotonic() > deadline:  # a server trickling tokens forever
-                        raise total_timeout_error(self.settings)
-                return
-            except Exception as exc:
-                err = translate_error(exc, self.settings)
-                if err is None:
-                    raise
-                if started or not err.is_retryable or attempt >= len(delays):
-                    raise err from exc
-                _log_retry(err, attempt, delays)
-                self.sleep(delays[attempt])
-                attempt += 1
+            for chunk in self.runnable.stream(inputs):
+                piece = _text(chunk)
+                if piece:
+                    yield piece
+                if time.monotonic() > deadline:  # a server trickling tokens forever
+                    raise total_timeout_error(self.settings)
+
+        return stream_with_retries(attempt, self.settings, self.sleep)
 
     def stream(self, req: Request) -> Iterator[str | Answer]:
         inputs = {
