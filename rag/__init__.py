@@ -24,6 +24,7 @@ from rag.judge import FEATURES as JUDGE_FEATURES
 from rag.judge import JudgeParams, SupportJudge
 from rag.retrieve import Method
 from rag.service import RagService
+from rag.syndication import also_line
 from rag.types import Answer, Article, Citation, DateFilter, Passage, Sentence, Turn
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "Settings",
     "SupportJudge",
     "Turn",
+    "also_line",
     "count_articles",
     "get_settings",
     "make_filter",

@@ -187,4 +187,5 @@ def make_citation(n: int, p: Passage, start: int, end: int) -> Citation:
         quote=p.text[start - p.start : end - p.start],
         start=start,
         end=end,
+        also_reported_by=list(p.also),
     )

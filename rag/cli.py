@@ -20,6 +20,7 @@ from rag import (
     RagService,
     Settings,
     Turn,
+    also_line,
     count_articles,
     make_filter,
 )
@@ -102,6 +103,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     t.add_row("chunks", str(report.chunks_added), "", "", str(report.chunks_removed), "")
     _err_console().print(t)
+    if report.syndication:
+        syn = report.syndication
+        upgraded = " (index upgraded: clusters added from the stored text)" if syn.get("upgraded") else ""
+        _err_console().print(f"syndicated copies: {syn['clusters']} clusters of {syn['articles_in_clusters']} "
+                             f"articles{upgraded}")
     return status
 
 
@@ -124,7 +130,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
-        print(f"{report.articles} articles, {report.chunks} chunks", file=sys.stderr)
+        print(f"{report.articles} articles, {report.chunks} chunks, index schema {report.schema_version}, "
+              f"{report.clusters} syndicated-copy clusters", file=sys.stderr)
         for line in report.repaired:
             print(f"repaired: {line}", file=sys.stderr)
         for line in report.problems:
@@ -157,6 +164,8 @@ def _print_answer(answer: Answer) -> None:
         meta = ", ".join(x for x in (cit.source, cit.published or "undated", cit.url) if x)
         c.print(f"[bold][{cit.n}][/bold] {escape(title)}" + (f" [dim]- {escape(meta)}[/dim]" if meta else ""))
         c.print(f"    [green]“{escape(cit.quote)}”[/green] [dim](chars {cit.start}-{cit.end})[/dim]")
+        if cit.also_reported_by:
+            c.print(f"    [dim]also reported by: {escape(also_line(cit.also_reported_by))}[/dim]")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     collection: str = Field("articles", description="Chroma collection name")
     max_question_chars: int = 2000
     max_answer_sentences: int = Field(3, ge=1, le=8)
+    collapse_duplicates: bool = Field(
+        True, description="syndicated copies of one story take one slot in the top k (others listed with it)"
+    )
 
     llm_base_url: str | None = None
     openai_api_key: SecretStr | None = Field(

@@ -12,7 +12,7 @@ import numpy as np
 from rag.chunking import Chunker
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.retrieve import BM25Index
-from rag.store import ChromaStore
+from rag.store import SCHEMA_VERSION, ChromaStore
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ class DoctorReport:
     bm25_ok: bool = True
     bad_articles: set[str] = field(default_factory=set)  # registered articles whose chunks must be rebuilt
     orphans: list[str] = field(default_factory=list)  # chunks of no registered article
+    schema_version: int = SCHEMA_VERSION  # what the index stores (rag.store.SCHEMA_VERSION)
+    clusters: int = 0  # syndicated-copy clusters of two or more articles
 
     @property
     def healthy(self) -> bool:
@@ -42,6 +44,8 @@ class DoctorReport:
             "chunks": self.chunks,
             "problems": self.problems,
             "repaired": self.repaired,
+            "schema_version": self.schema_version,
+            "clusters": self.clusters,
         }
 
 
@@ -50,6 +54,14 @@ def check(store: ChromaStore, bm25: BM25Index) -> DoctorReport:
     report = DoctorReport()
     registry = store.article_index()
     report.articles = len(registry)
+    report.schema_version = store.schema_version
+    if store.schema_version < SCHEMA_VERSION:
+        report.problems.append(
+            f"the index was stored by an older version (schema {store.schema_version}, this version writes "
+            f"{SCHEMA_VERSION}): syndicated copies are not collapsed until `rag ingest` or `rag doctor --repair` "
+            "adds their clusters from the stored text (no re-embedding)"
+        )
+    report.clusters = len({m.get("dup_of") for m in registry.values() if int(m.get("dup_n") or 1) > 1})
     per_article: Counter[str] = Counter()
     owner: dict[str, str] = {}
     for ids, metas in store.iter_chunk_metadata(PAGE):

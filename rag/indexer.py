@@ -32,6 +32,7 @@ class IngestReport:
     dates_added: int = 0  # unchanged articles stored before dates were, given their date now
     changed_ids: set[str] = field(default_factory=set)  # articles added, updated, removed or re-dated
     embed_seconds: float = 0.0
+    syndication: dict[str, int] = field(default_factory=dict)  # clusters after the ingest (rag.syndication)
 
     @property
     def changed(self) -> bool:
@@ -49,6 +50,7 @@ class IngestReport:
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "undated": [{"path": s.path, "reason": s.reason} for s in self.undated],
             "dates_added": self.dates_added,
+            "syndication": self.syndication,
         }
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from rag.bm25delta import Delta
 from rag.dates import UNDATED_DAY, chroma_where, day_number, from_day_number, matches, recency_prior
 from rag.embeddings import LocalMiniLMEmbeddings
-from rag.store import ChromaStore
+from rag.store import SCHEMA_VERSION, ChromaStore
+from rag.syndication import attach_members, collapse
 from rag.text import terms
 from rag.types import DateFilter, Passage
 
@@ -301,6 +302,7 @@ class HybridRetriever:
         candidates: int = 30,
         mmr_lambda: float = MMR_LAMBDA,
         duplicate_cosine: float = DUPLICATE_COSINE,
+        collapse_duplicates: bool = True,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -308,6 +310,7 @@ class HybridRetriever:
         self.candidates = candidates
         self.mmr_lambda = mmr_lambda
         self.duplicate_cosine = duplicate_cosine
+        self.collapse_duplicates = collapse_duplicates
 
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode([query])[0]
@@ -349,12 +352,19 @@ class HybridRetriever:
             for p in pool:
                 p.score += recency_prior(_day(p), reference)
         pool.sort(key=lambda p: -p.score)
+        # an index stored before clusters (schema 1) is not collapsed until `rag ingest` upgrades it
+        collapsing = self.collapse_duplicates and self.store.schema_version >= SCHEMA_VERSION
+        if collapsing:  # a cluster's copies give up their slots to its best-ranked member
+            pool = collapse(pool)
         pool = pool[: max(2 * k, POOL_MIN)]
         vectors = self.store.get_embeddings([p.chunk_id for p in pool])
         for p in pool:
             if p.dense_score is None and p.chunk_id in vectors:
                 p.dense_score = float(vectors[p.chunk_id] @ qvec)
         chosen = mmr(pool, vectors, k, self.mmr_lambda, self.duplicate_cosine)
+        if collapsing:  # the copies are listed with it ("also reported by"), within the date filter
+            keep = (lambda m: matches(dates, int(m.get("published_day") or 0))) if dates is not None else None
+            attach_members(self.store, chosen, keep)
         t4 = time.perf_counter()
         if timer:
             timer("embed", (t1 - t0) * 1000)

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag import doctor
+from rag import doctor, syndication
 from rag.answer import Calibration
 from rag.chain import Answerer, ExtractiveAnswerer, RagChain, Request
 from rag.chunking import Chunker
@@ -20,7 +20,7 @@ from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError, QuestionError, RagIndexError
 from rag.indexer import Indexer, IngestReport, ProgressFn
 from rag.retrieve import BM25Index, HybridRetriever, Method
-from rag.store import ChromaStore
+from rag.store import SCHEMA_VERSION, ChromaStore
 from rag.types import Answer, Article, DateFilter, Turn
 
 if TYPE_CHECKING:
@@ -73,7 +73,13 @@ class RagService:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
-        return HybridRetriever(self.store, self.embedder, self.bm25, candidates=self.settings.candidates)
+        return HybridRetriever(
+            self.store,
+            self.embedder,
+            self.bm25,
+            candidates=self.settings.candidates,
+            collapse_duplicates=self.settings.collapse_duplicates,
+        )
 
     @cached_property
     def chain(self) -> RagChain:
@@ -123,6 +129,13 @@ class RagService:
                 self.bm25.update(before, report.changed_ids)
             elif not self.bm25.loads_current():  # a damaged BM25 file is rebuilt here too
                 self.bm25.rebuild()
+            if report.changed_ids or self.store.schema_version < SCHEMA_VERSION:
+                # syndicated-copy clusters (an index stored before them is upgraded here, no re-embedding)
+                found = syndication.refresh(self.store)
+                report.syndication = {
+                    "clusters": found.clusters, "articles_in_clusters": found.clustered,
+                    "changed": found.changed, "signed": found.signed, "upgraded": int(found.upgraded),
+                }
         return report
 
     def doctor(self, repair: bool = False) -> DoctorReport:
@@ -134,6 +147,11 @@ class RagService:
             if repair and not report.healthy:
                 chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
                 report = doctor.repair(self.store, self.bm25, lambda: self.embedder, chunker, report)
+            if repair and (report.repaired or report.schema_version < SCHEMA_VERSION):
+                syndication.refresh(self.store)  # re-made chunks get their cluster back; an old index is upgraded
+                repaired = [*report.repaired, "refreshed the syndicated-copy clusters"]
+                report = doctor.check(self.store, self.bm25)
+                report.repaired = repaired
         return report
 
     def delete_article(self, article_id: str) -> int:
@@ -142,6 +160,7 @@ class RagService:
             n = self.store.delete_article(article_id)
             self.store.bump_revision()
             self.bm25.update(before, {article_id})
+            syndication.refresh(self.store)  # a deleted canonical copy hands its cluster to the next member
         return n
 
     def remove_source(self, path: Path) -> int:
@@ -160,6 +179,7 @@ class RagService:
                 self.store.delete_article(aid)
             self.store.bump_revision()
             self.bm25.update(before, set(ids))
+            syndication.refresh(self.store)
         return len(ids)
 
     # -- questions -----------------------------------------------------------------
@@ -283,7 +303,10 @@ class RagService:
     def list_articles(self) -> list[dict[str, Any]]:
         if not self.store.exists():
             return []
-        return [{"article_id": aid, **meta} for aid, meta in self.store.article_index().items()]
+        return [
+            {"article_id": aid, **{k: v for k, v in meta.items() if k != "minhash"}}
+            for aid, meta in self.store.article_index().items()
+        ]
 
     def get_article(self, article_id: str) -> Article | None:
         return self.store.get_article(article_id)

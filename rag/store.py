@@ -16,9 +16,14 @@ from rag import owner
 from rag.config import Settings
 from rag.dates import day_number
 from rag.errors import RagIndexError
+from rag.syndication import signature
 from rag.types import Article, Chunk, Passage
 
 T = TypeVar("T")
+
+# What a chunk collection holds, stored in its metadata at creation. 1: before the field (no duplicate
+# clusters); 2: articles carry a MinHash signature and every chunk and article its cluster (dup_of, dup_n).
+SCHEMA_VERSION = 2
 
 ARTICLE_FIELDS = ("title", "title_derived", "source", "published", "url", "author", "source_path", "content_hash")
 
@@ -97,6 +102,7 @@ class ChromaStore:
             raise self._open_error(exc) from exc
         self._chunks: Any = None
         self._articles: Any = None
+        self.schema_version = SCHEMA_VERSION  # of the opened index: 1 when it predates duplicate clusters
 
     def close(self) -> None:
         """Give up ownership of an embedded index (another process may open it afterwards)."""
@@ -143,7 +149,11 @@ class ChromaStore:
                     chunks_name,
                     embedding_function=None,
                     configuration={"hnsw": {"space": "cosine"}},
-                    metadata={"embedding_model": self.model_name, "dimension": self.dimension},
+                    metadata={
+                        "embedding_model": self.model_name,
+                        "dimension": self.dimension,
+                        "schema_version": SCHEMA_VERSION,  # only a new collection takes it (get_or_create)
+                    },
                 )
                 self._articles = self._client.get_or_create_collection(
                     articles_name, embedding_function=None, metadata={"revision": uuid.uuid4().hex}
@@ -165,6 +175,21 @@ class ChromaStore:
                 f"The index in {self.settings.index_location} was built with the embedding model "
                 f"{built_with!r}, not {self.model_name!r} - delete it and run `rag ingest` again."
             )
+        self.schema_version = int((self._chunks.metadata or {}).get("schema_version", 1))
+        if self.schema_version > SCHEMA_VERSION:
+            self._chunks = self._articles = None
+            raise RagIndexError(
+                f"The index in {self.settings.index_location} was built by a newer version of this app (index "
+                f"schema {self.schema_version}; this version reads up to {SCHEMA_VERSION}) - upgrade the app, "
+                "or delete the index and run `rag ingest` again."
+            )
+
+    def set_schema_version(self, version: int) -> None:
+        """Mark the chunk collection as holding what schema `version` stores (after an in-place upgrade)."""
+        meta = dict(self.chunks.metadata or {})
+        meta["schema_version"] = version
+        self._try(lambda: self.chunks.modify(metadata=meta))
+        self.schema_version = version
 
     @property
     def chunks(self) -> Any:
@@ -237,6 +262,8 @@ class ChromaStore:
                         "start": c.start,
                         "end": c.end,
                         "sents": json.dumps([list(s) for s in c.sentences]),
+                        "dup_of": article.article_id,  # its own cluster until rag.syndication.refresh runs
+                        "dup_n": 1,
                     }
                 )
         for m, sv in zip(metas, sentence_vectors, strict=True):
@@ -254,7 +281,11 @@ class ChromaStore:
                 ids=ids,
                 embeddings=[[1.0]] * len(ids),
                 documents=[a.text for a, _ in items],
-                metadatas=[{**_article_meta(a), "chunks": len(cs)} for a, cs in items],
+                metadatas=[
+                    {**_article_meta(a), "chunks": len(cs), "minhash": signature(a.text), "dup_of": a.article_id,
+                     "dup_n": 1}
+                    for a, cs in items
+                ],
             )
         )
 
@@ -314,6 +345,41 @@ class ChromaStore:
                 ],
             )
         )
+
+    def set_article_fields(self, fields: dict[str, dict[str, Any]]) -> None:
+        """Merge metadata fields into registry records (article_id -> fields); chunks are not touched."""
+        ids = list(fields)
+        step = self.max_batch()
+        for i in range(0, len(ids), step):
+            part = ids[i : i + step]
+            self._try(lambda part=part: self.articles.update(  # type: ignore[misc]
+                ids=part, metadatas=[fields[a] for a in part]))
+
+    def set_clusters(self, clusters: dict[str, dict[str, Any]]) -> None:
+        """Write dup_of / dup_n (article_id -> fields) to the articles' chunks, then to their registry records."""
+        ids = list(clusters)
+        step = self.max_batch()
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            got = self._try(lambda part=part: self.chunks.get(  # type: ignore[misc]
+                where={"article_id": {"$in": part}}, include=["metadatas"]))
+            chunk_ids = list(got["ids"])
+            metas = [clusters[str(m["article_id"])] for m in got["metadatas"]]
+            for j in range(0, len(chunk_ids), step):
+                self._try(lambda ids=chunk_ids[j : j + step], ms=metas[j : j + step]: self.chunks.update(  # type: ignore[misc]
+                    ids=ids, metadatas=ms))
+        self.set_article_fields(clusters)
+
+    def cluster_members(self, heads: Sequence[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        """canonical article_id -> [(article_id, registry metadata)] of every article in its cluster."""
+        if not heads:
+            return {}
+        where = {"dup_of": {"$in": list(heads)}} if len(heads) > 1 else {"dup_of": heads[0]}
+        got = self._try(lambda: self.articles.get(where=where, include=["metadatas"]))
+        out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for aid, m in zip(got["ids"], got["metadatas"], strict=True):
+            out.setdefault(str(m.get("dup_of")), []).append((aid, m))
+        return out
 
     # -- reads -------------------------------------------------------------------
     def dated_article_ids(self, where: dict[str, Any] | None = None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from dataclasses import field as dataclass_field  # Citation has a member named `field`
 from datetime import date
 from typing import Any
 
@@ -87,6 +88,9 @@ class Passage:
     dense_rank: int | None = None
     bm25_rank: int | None = None
     sentence_vectors: Any = None  # numpy array (n_sentences, dim) or None
+    # the other articles of its syndicated-copy cluster, when collapsed into this passage's slot:
+    # [{article_id, source, title, url, published}] (rag.syndication)
+    also: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -107,6 +111,8 @@ class Citation:
     start: int
     end: int
     field: str | None = None  # a fact known only from this metadata field (then quote is "" and start == end == 0)
+    # other articles carrying the same story (syndicated copies, updated versions); the quote is from article_id
+    also_reported_by: list[dict[str, Any]] = dataclass_field(default_factory=list)
 
 
 @dataclass
@@ -169,6 +175,7 @@ class Answer:
                     "dense_score": None if p.dense_score is None else round(p.dense_score, 6),
                     "bm25_score": None if p.bm25_score is None else round(p.bm25_score, 6),
                     "title": p.title,
+                    "also_reported_by": list(p.also),
                 }
                 for p in self.contexts
             ],
