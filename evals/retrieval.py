@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from evals.realtimeqa import ARTICLES, QUESTIONS, RtqaQuestion, contains_answer, is_short, load_questions
+from evals.syndication import collapse_table
 from rag import ConfigError, Method, RagService, Settings, make_filter, parse_date
 from rag.dates import wants_recency
 
@@ -96,6 +97,8 @@ def run_retrieval(
     extra: dict[str, Any] = {}
     if as_of_question_date:
         extra["as_of_question_date"] = _as_of_table(per_q, sum(wants_recency(q.question.question) for q in qs))
+    # syndicated copies: the same questions with collapsing on and off (recall@k and characters returned)
+    extra["collapse_duplicates"] = collapse_table(svc, qs, k, METHODS)
     return {
         "k": k, "split": split, "n": n, "n_short": n_short,
         "recall_at_k": {m: round(hits[m] / n, 4) if n else None for m in METHODS},

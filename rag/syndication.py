@@ -62,13 +62,15 @@ def _day(published: str) -> date | None:
         return None
 
 
-def _linked(jaccard: float, a: date | None, b: date | None) -> bool:
+def _linked(jaccard: float, a: date | None, b: date | None, threshold: float, window_days: int | None) -> bool:
     if a is None or b is None:
-        return jaccard >= UNDATED_THRESHOLD
-    return jaccard >= THRESHOLD and abs((a - b).days) <= WINDOW_DAYS
+        return jaccard >= max(threshold, UNDATED_THRESHOLD)
+    return jaccard >= threshold and (window_days is None or abs((a - b).days) <= window_days)
 
 
-def clusters(records: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+def clusters(
+    records: Mapping[str, tuple[str, str]], threshold: float = THRESHOLD, window_days: int | None = WINDOW_DAYS
+) -> dict[str, str]:
     """article_id -> its cluster's canonical article_id, from article_id -> (packed signature, published).
 
     Two articles are linked when their estimated Jaccard reaches THRESHOLD and they were published within
@@ -77,7 +79,7 @@ def clusters(records: Mapping[str, tuple[str, str]]) -> dict[str, str]:
     """
     from datasketch import MinHashLSH
 
-    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
     sigs = {aid: _unpack(sig) for aid, (sig, _) in records.items() if sig}
     for aid, mh in sigs.items():
         lsh.insert(aid, mh)
@@ -94,7 +96,7 @@ def clusters(records: Mapping[str, tuple[str, str]]) -> dict[str, str]:
         for other in lsh.query(mh):
             if other <= aid:
                 continue
-            if _linked(float(mh.jaccard(sigs[other])), days[aid], days[other]):
+            if _linked(float(mh.jaccard(sigs[other])), days[aid], days[other], threshold, window_days):
                 ra, rb = find(aid), find(other)
                 if ra != rb:
                     parent[ra] = rb

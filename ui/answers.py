@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from rag import Answer, Citation, Passage, RagService
+from rag import Answer, Citation, Passage, RagService, also_line
 from rag.types import Sentence
 from ui.common import show_error
 from ui.conversation import Exchange
@@ -123,6 +123,8 @@ def _citation(ex_id: str, c: Citation, a: Answer, svc: RagService) -> None:
     meta = " · ".join(x for x in (c.source, c.published or "undated", c.url) if x)
     if meta:
         st.caption(md(meta))
+    if c.also_reported_by:  # syndicated copies and updated versions of the same story (the quote is from this one)
+        st.caption(md("Also reported by: " + also_line(c.also_reported_by)))
     p = _passage_for(c, a.contexts)
     if c.field:
         st.caption(md(f"from the article's metadata ({c.field}), not its text"))
