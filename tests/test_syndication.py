@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,47 @@ def test_schema_version_newer_index_is_refused_older_one_upgraded(tmp_path: Path
     newer = RagService(settings)
     with pytest.raises(RagIndexError, match="built by a newer version"):
         newer.ask("Why did the dock workers strike?")
+
+
+def _also_answer() -> Any:
+    from rag import Answer, Citation
+
+    also = [
+        {"article_id": "b", "source": "wtop.com", "title": "Valdoria dockers strike", "url": "https://wtop.com/b",
+         "published": "2025-03-04"},
+        {"article_id": "c", "source": "kare11.com", "title": "Port strike halts grain ships", "url": "",
+         "published": None},
+    ]
+    cit = Citation(1, "a:h:0", "a", "Valdoria dock workers strike", False, "apnews.com", "2025-03-03",
+                   "https://apnews.com/a", "Dock workers walked off the job.", 0, 33, also_reported_by=also)
+    return Answer("q", "q", "Dock workers walked off the job. [1]", False, "extractive", citations=[cit])
+
+
+def _render_citation() -> None:
+    import streamlit as st
+
+    from ui.answers import _citation
+
+    a = st.session_state["answer"]
+    _citation("x", a.citations[0], a, st.session_state["svc"])
+
+
+def test_also_reported_by_is_shown_under_the_citation(capsys: pytest.CaptureFixture[str]) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from rag.cli import _print_answer
+    from ui.render import unescape_md
+
+    answer = _also_answer()
+    _print_answer(answer)
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "also reported by: wtop.com (2025-03-04): Valdoria dockers strike <https://wtop.com/b>;" in out
+    assert "kare11.com (undated): Port strike halts grain ships" in out
+
+    at = AppTest.from_function(_render_citation)
+    at.session_state["answer"] = answer
+    at.session_state["svc"] = None
+    at.run()
+    assert not at.exception
+    captions = [unescape_md(c.value) for c in at.caption]
+    assert any(c.startswith("Also reported by: wtop.com (2025-03-04): Valdoria dockers strike") for c in captions)
