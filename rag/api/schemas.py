@@ -55,6 +55,11 @@ class CitationOut(BaseModel):
     quote: str = Field(description="verbatim article text")
     start: int = Field(description="character offset of the quote in the article")
     end: int
+    also_reported_by: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="other articles of the same story (syndicated copies, updates): article_id, source, title, "
+        "url, published; the quote is from article_id",
+    )
 
 
 class SentenceOut(BaseModel):
