@@ -93,6 +93,17 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from evals.judge_eval import evaluate_judge
 
     t = time.perf_counter()
+    if args.judge == "llm":
+        from evals.judge_llm import LLMJudge, evaluate_llm_judge, model_from_settings
+
+        model = model_from_settings(_settings(args))
+        with _console().status("asking the model about QAGS ..."):
+            res = evaluate_llm_judge(Path(args.qags), args.limit, LLMJudge(model))
+        res["seconds"] = round(time.perf_counter() - t, 1)
+        print(json.dumps(res) if args.json else
+              f"LLM judge on {res['n']} sentences: balanced accuracy {res['balanced_accuracy']:.3f}, ROC AUC "
+              f"{res['roc_auc']:.3f}, {res['parse_failures']} unreadable replies")
+        return 0
     with _console().status("scoring QAGS ..."):
         res = evaluate_judge(Path(args.qags), limit_articles=args.limit)
     res["seconds"] = round(time.perf_counter() - t, 1)
@@ -180,6 +191,8 @@ def register(subparsers: Any) -> None:
     j = sub.add_parser("judge", help="the shipped judge's agreement with QAGS human labels")
     j.add_argument("--qags", required=True, help="path to a QAGS file (mturk_cnndm.jsonl, mturk_xsum_dev.jsonl)")
     j.add_argument("--limit", type=int, help="only the first N articles")
+    j.add_argument("--judge", choices=["offline", "llm"], default="offline",
+                   help="offline (the shipped judge, default) or llm (the configured model, RAGAS-style claims)")
     j.add_argument("--json", action="store_true")
     j.set_defaults(func=cmd_judge)
 

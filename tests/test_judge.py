@@ -4,8 +4,10 @@ three-way verdicts on answer sentences; agreement on QAGS."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +132,51 @@ def test_judge_beats_word_overlap_on_paraphrased_summaries(judge: SupportJudge) 
     assert res["n"] == 121
     assert res["roc_auc"] > res["baselines"]["unigram_overlap"]["roc_auc"] + 0.03
     assert res["balanced_accuracy"] > res["baselines"]["unigram_overlap"]["balanced_accuracy"] + 0.03
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ('{"claims": [{"claim": "a", "supported": true}, {"claim": "b", "supported": false}]}', [True, False]),
+        ('```json\n{"claims": [{"claim": "a", "supported": "yes"}]}\n```', [True]),
+        ('Sure! Here it is: [{"claim": "a", "supported": "not supported"}] Hope that helps.', [False]),
+        ('{"claim": "a", "verdict": "supported"}', [True]),
+        ("The passage supports the statement.", None),
+        ('{"claims": [{"claim": "a", "supported": "maybe"}]}', None),
+    ],
+)
+def test_llm_judge_reads_strict_json_wherever_the_model_puts_it(reply: str, expected: list[bool] | None) -> None:
+    from evals.judge_llm import parse_verdicts
+
+    assert parse_verdicts(reply) == expected
+
+
+def test_llm_judge_scores_the_share_of_supported_claims_and_counts_unreadable_replies() -> None:
+    from evals.judge_llm import LLMJudge
+
+    class Scripted:  # the chat model's invoke(prompt) -> reply; a fake is allowed for the model only
+        def __init__(self, replies: list[str]) -> None:
+            self.replies, self.prompts = replies, []
+
+        def invoke(self, prompt: str) -> str:
+            self.prompts.append(prompt)
+            return self.replies.pop(0)
+
+    model = Scripted(['{"claims": [{"supported": true}, {"supported": false}, {"supported": true}, '
+                      '{"supported": true}]}', "I cannot answer that."])
+    judge = LLMJudge(model)
+    assert judge.score("Talks were in Geneva.", ARTICLE[:500]) == 0.75
+    assert judge.score("Talks were in Vienna.", ARTICLE[:500]) == 0.0 and judge.parse_failures == 1
+    assert "Statement: Talks were in Geneva." in model.prompts[0] and ARTICLE[:100] in model.prompts[0]
+
+
+def test_llm_judge_without_a_model_is_a_one_line_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") and k != "OPENAI_API_KEY"}
+    out = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "eval", "judge", "--qags", str(QAGS), "--judge", "llm", "--limit", "3"],
+        capture_output=True, text=True, timeout=120, env=env | {"RAG_DATA_DIR": str(tmp_path)}, check=False,
+    )
+    assert out.returncode != 0 and not out.stdout
+    assert out.stderr.strip().splitlines() == [
+        "error: No LLM is configured for --judge llm - set RAG_LLM_BASE_URL (and RAG_LLM_MODEL) or OPENAI_API_KEY."
+    ]
