@@ -218,6 +218,9 @@ class ChromaStore:
         """The current revision, read from Chroma (another process may have changed the index)."""
         self.open(create=False)
         fresh = self._try(lambda: self._client.get_collection(self._names()[1], embedding_function=None))
+        if self.schema_version < SCHEMA_VERSION:  # another process may have upgraded the index in place since
+            chunks = self._try(lambda: self._client.get_collection(self._names()[0], embedding_function=None))
+            self.schema_version = min(SCHEMA_VERSION, int((chunks.metadata or {}).get("schema_version", 1)))
         return str((fresh.metadata or {}).get("revision", ""))
 
     def bump_revision(self) -> None:
