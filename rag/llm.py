@@ -15,12 +15,12 @@ from langchain_core.prompts import ChatPromptTemplate
 from pydantic import SecretStr
 
 from rag.answer import REFUSAL_TEXT
-from rag.chain import Request
 from rag.citations import MarkerStream, Renumberer, find_markers, render, split_cited
 from rag.condense import condense as offline_condense
 from rag.condense import is_followup
 from rag.config import Settings
 from rag.errors import AnswerFormatError, ConfigError, ModelError
+from rag.stages import Prepared
 from rag.text import terms
 from rag.types import Answer, Passage, Turn
 from rag.verify import Judge, verify
@@ -281,14 +281,15 @@ class LLMAnswerer:
 
         return stream_with_retries(attempt, self.settings, self.sleep)
 
-    def stream(self, req: Request) -> Iterator[str | Answer]:
+    def stream(self, prepared: Prepared) -> Iterator[str | Answer]:
+        passages = list(prepared.passages)
         inputs = {
-            "passages": format_passages(req.passages),
-            "question": req.standalone_question or req.question,
+            "passages": format_passages(passages),
+            "question": prepared.search_question,
             "max_sentences": self.settings.max_answer_sentences + 1,
             "refusal": REFUSAL_TEXT,
         }
-        renumber = Renumberer(len(req.passages))
+        renumber = Renumberer(len(passages))
         markers = MarkerStream(renumber)
         t0 = time.perf_counter()
         first: float | None = None
@@ -301,37 +302,41 @@ class LLMAnswerer:
         tail = markers.flush()
         if tail:
             yield tail
-        req.timings_ms["llm"] = (time.perf_counter() - t0) * 1000
+        timings = {"llm": (time.perf_counter() - t0) * 1000}
         if first is not None:
-            req.timings_ms["llm_first_token"] = first
-        yield self.finish(req, markers.raw, renumber)
+            timings["llm_first_token"] = first
+        answer = self.finish(prepared, markers.raw, renumber)
+        answer.timings_ms = {**timings, **answer.timings_ms}  # returned with the answer, not written elsewhere
+        yield answer
 
-    def finish(self, req: Request, raw: str, renumber: Renumberer) -> Answer:
+    def finish(self, prepared: Prepared, raw: str, renumber: Renumberer) -> Answer:
         """The final Answer for the model's raw text: refusal, or verified cited sentences."""
         if not raw.strip():
             raise AnswerFormatError(
                 f"The model {self.settings.llm_model!r} returned an empty answer - ask again, try another model "
                 f"(RAG_LLM_MODEL), {FALLBACK_HINT}."
             )
+        passages = list(prepared.passages)
         base = {
-            "question": req.question,
-            "standalone_question": req.standalone_question,
+            "question": prepared.question,
+            "standalone_question": prepared.standalone_question,
             "mode": self.mode,
-            "contexts": req.passages,
-            "relevance": req.relevance,
+            "contexts": passages,
+            "relevance": prepared.relevance,
         }
-        drafts = split_cited(raw, len(req.passages))
+        drafts = split_cited(raw, len(passages))
         if is_refusal(raw) and not any(d.passages for d in drafts if not is_refusal(d.text)):
             return Answer(answer=REFUSAL_TEXT, refused=True, **base)  # type: ignore[arg-type]
         t = time.perf_counter()
-        checked = verify(drafts, req.passages, renumber, self.judge)
-        req.timings_ms["verify"] = (time.perf_counter() - t) * 1000
+        checked = verify(drafts, passages, renumber, self.judge)
+        verify_ms = (time.perf_counter() - t) * 1000
         text = " ".join(s.text + (" " + render(s.citations) if s.citations else "") for s in checked.sentences)
         return Answer(
             answer=text,
             refused=False,
             citations=checked.citations,
             sentences=checked.sentences,
+            timings_ms={"verify": verify_ms},
             **base,  # type: ignore[arg-type]
         )
 

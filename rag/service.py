@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag import doctor, syndication
 from rag.answer import Calibration
-from rag.chain import Answerer, ExtractiveAnswerer, RagChain, Request
+from rag.chain import Answerer, ExtractiveAnswerer, RagChain
 from rag.chunking import Chunker
 from rag.config import Settings
 from rag.dates import UNDATED_DAY, chroma_where, make_filter
@@ -20,6 +20,7 @@ from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError, QuestionError, RagIndexError
 from rag.indexer import Indexer, IngestReport, ProgressFn
 from rag.retrieve import BM25Index, HybridRetriever, Method
+from rag.stages import Request
 from rag.store import SCHEMA_VERSION, ChromaStore
 from rag.types import Answer, Article, DateFilter, Turn
 
@@ -227,7 +228,7 @@ class RagService:
         dates = dates or DateFilter()
         return Request(
             question=q,
-            history=list(history or []),
+            history=tuple(history or ()),
             k=k or self.settings.top_k,
             mode=self.resolve_mode(mode),
             method=method,

@@ -21,10 +21,10 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from rag import AnswerFormatError, ModelError, RagService, Turn
 from rag.answer import REFUSAL_TEXT
-from rag.chain import Request
 from rag.citations import MarkerStream, Renumberer, find_markers, rewrite, split_cited
 from rag.judge import SupportJudge
 from rag.llm import LLMAnswerer, build_chat_model, call_with_retries, translate_error
+from rag.stages import Prepared, Request
 from tests.conftest import CORPUS, make_settings
 
 httpx: Any = getattr(openai_exceptions, "httpx2", None) or getattr(openai_exceptions, "httpx")  # noqa: B009 - the SDK's own
@@ -304,10 +304,10 @@ def test_retryable_errors_are_retried_with_bounded_backoff(tmp_path: Path) -> No
     assert len(calls) == 1
 
 
-def _request(index_dir: Path, question: str) -> Request:
+def _request(index_dir: Path, question: str) -> Prepared:
     svc = RagService(make_settings(index_dir))
     passages = svc.retriever.retrieve(question, 4)
-    return Request(question=question, standalone_question=question, passages=passages, mode="llm")
+    return Prepared(Request(question=question, mode="llm"), standalone_question=question, passages=tuple(passages))
 
 
 def test_answerer_retries_then_answers(index_dir: Path, judge: SupportJudge, tmp_path: Path) -> None:

@@ -85,7 +85,8 @@ def test_answer_shows_citations_and_highlighted_sources(app: AppTest, indexed_di
     answer = conv(app).exchanges[-1].answer
     assert answer is not None and not answer.refused and answer.citations
     shown = texts(app)
-    assert any(answer.answer in t and "[1]" in t for t in shown), "the answer with its markers is on the page"
+    page = next((t for t in shown if "[1]" in t and answer.sentences[0].text in t), "")
+    assert page and all(s.text in page for s in answer.sentences), "the answer with its markers is on the page"
     assert app.status[-1].label.startswith("Answered") and app.status[-1].state == "complete"
     assert answer.standalone_question in [t.value for t in app.text]
     labels = [e.label for e in app.expander]
