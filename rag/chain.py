@@ -11,8 +11,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from rag import answer as extractive
-from rag import brief
+from rag import answer as gate  # the relevance gate: candidate sentences and their relevance
 from rag.answer import REFUSAL_TEXT, Calibration
 from rag.chunking import split_sentences
 from rag.condense import condense
@@ -47,40 +46,6 @@ class Answerer(Protocol):
     def stream(self, prepared: Prepared) -> Iterator[str | Answer]:
         """Yield text pieces as they are produced, then the final Answer (its timings_ms: this step's own)."""
         ...
-
-
-class ExtractiveAnswerer:
-    """Verbatim sentences of the retrieved passages, each carrying its [n]."""
-
-    mode = "extractive"
-
-    def __init__(self, max_sentences: int, calibration: Calibration) -> None:
-        self.max_sentences = max_sentences
-        self.calibration = calibration
-
-    def stream(self, prepared: Prepared) -> Iterator[str | Answer]:
-        """A news brief: grouped by article under source and date (rag.brief); metadata questions from metadata."""
-        question = prepared.search_question
-        candidates = list(prepared.candidates)
-        field_name = brief.metadata_field(question)
-        made = brief.metadata_answer(field_name, candidates) if field_name else None
-        if made is None:
-            chosen = brief.select(candidates, self.max_sentences, self.calibration, brief.is_broad(question))
-            made = brief.compose(chosen, newest_first=wants_recency(question))
-        for i, (label, idx) in enumerate(made.groups):
-            pieces = " ".join(f"{made.sentences[j].text} [{made.sentences[j].citations[0]}]" for j in idx)
-            yield ("" if i == 0 else "\n\n") + f"{label}: {pieces}"
-        yield Answer(
-            question=prepared.question,
-            standalone_question=prepared.standalone_question,
-            answer=made.text,
-            refused=False,
-            mode=self.mode,
-            citations=made.citations,
-            sentences=made.sentences,
-            contexts=list(prepared.passages),
-            relevance=prepared.relevance,
-        )
 
 
 class RagChain:
@@ -119,8 +84,8 @@ class RagChain:
         )
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        candidates = extractive.candidates(question, standalone, qvec, passages, self.idf, self.calibration)
-        relevance = extractive.relevance(candidates, passages, self.calibration)
+        candidates = gate.candidates(question, standalone, qvec, passages, self.idf, self.calibration)
+        relevance = gate.relevance(candidates, passages, self.calibration)
         timings["gate"] = (time.perf_counter() - t) * 1000
         return Prepared(req, standalone, tuple(passages), tuple(candidates), relevance, qvec, frozen_timings(timings))
 

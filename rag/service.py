@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from rag import doctor, syndication
 from rag.answer import Calibration
-from rag.chain import Answerer, ExtractiveAnswerer, RagChain
+from rag.chain import Answerer, RagChain
 from rag.chunking import Chunker
 from rag.config import Settings
 from rag.dates import UNDATED_DAY, chroma_where, make_filter
 from rag.doctor import DoctorReport
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError, QuestionError, RagIndexError
+from rag.extractive import ExtractiveAnswerer
 from rag.indexer import Indexer, IngestReport, ProgressFn
 from rag.retrieve import BM25Index, HybridRetriever, Method
 from rag.stages import Request
