@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from evals.realtimeqa import ARTICLES, contains_answer
+from evals.realtimeqa import ARTICLES, QUESTIONS, contains_answer, load_questions
 from rag import RagService
 from rag.syndication import THRESHOLD, WINDOW_DAYS, clusters, signature
 
@@ -64,6 +64,24 @@ def summarise(heads: dict[str, str], meta: dict[str, dict[str, Any]], examples: 
     }
 
 
+def questions_with_copies(heads: dict[str, str], texts: dict[str, str], questions_file: Path) -> dict[str, int]:
+    """How many quiz questions have two or more articles of one cluster among their own search results
+    (all questions with results, and those whose answer occurs in one of them: the retrieval test's set)."""
+    out = {"with_results": 0, "with_copies": 0, "eligible": 0, "eligible_with_copies": 0}
+    for q in load_questions(questions_file):
+        ids = [a for a in q.search_result_ids if a in heads]
+        if not ids:
+            continue
+        sizes = Counter(heads[a] for a in ids)
+        copies = max(sizes.values()) > 1
+        eligible = any(contains_answer(texts[a], q.answer) for a in ids)
+        out["with_results"] += 1
+        out["with_copies"] += copies
+        out["eligible"] += eligible
+        out["eligible_with_copies"] += eligible and copies
+    return out
+
+
 def count_clusters(path: Path, limit: int | None = None, examples: int = 6, sweep: bool = True) -> dict[str, Any]:
     """Sign every article, cluster them with the shipped rule, and (sweep) with the alternatives measured."""
     arts = load(path, limit)
@@ -81,6 +99,9 @@ def count_clusters(path: Path, limit: int | None = None, examples: int = 6, swee
         **summarise(heads, meta, examples),
         "seconds": {"signatures": round(t1 - t0, 2), "clusters": round(t2 - t1, 2), "total": round(t2 - t0, 2)},
     }
+    questions = path.parent / Path(QUESTIONS).name
+    if questions.is_file():
+        out["questions"] = questions_with_copies(heads, {a["id"]: a.get("text", "") for a in arts}, questions)
     if sweep:
         rows = []
         for threshold, window in SWEEP:
@@ -104,18 +125,24 @@ def collapse_table(svc: RagService, qs: Sequence[RetrievalQuestion], k: int, met
             retriever.collapse_duplicates = state
             hits = dict.fromkeys(methods, 0)
             chars = dict.fromkeys(methods, 0)
-            slots = dict.fromkeys(methods, 0)  # passages carrying "also reported by" entries
+            clustered = dict.fromkeys(methods, 0)  # top-k passages of an article in a cluster of 2+
+            copies = dict.fromkeys(methods, 0)  # top-k passages of a second article of a cluster already there
             for rq in qs:
                 for m in methods:
                     got = retriever.retrieve(rq.question.question, k, method=m)[:k]  # type: ignore[arg-type]
                     hits[m] += any(contains_answer(p.text, rq.question.answer) for p in got)
                     chars[m] += sum(len(p.text) for p in got)
-                    slots[m] += sum(1 for p in got if p.also)
+                    clustered[m] += sum(1 for p in got if int(p.metadata.get("dup_n") or 1) > 1)
+                    lead: dict[str, str] = {}
+                    for p in got:
+                        cluster = str(p.metadata.get("dup_of") or p.article_id)
+                        copies[m] += lead.setdefault(cluster, p.article_id) != p.article_id
             n = len(qs) or 1
             out["on" if state else "off"] = {
                 "recall_at_k": {m: round(hits[m] / n, 4) for m in methods},
                 "chars_per_question": {m: round(chars[m] / n) for m in methods},
-                "collapsed_slots_per_question": {m: round(slots[m] / n, 3) for m in methods},
+                "clustered_passages_per_question": {m: round(clustered[m] / n, 3) for m in methods},
+                "copy_slots_per_question": {m: round(copies[m] / n, 3) for m in methods},
             }
     finally:
         retriever.collapse_duplicates = before
