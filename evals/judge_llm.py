@@ -28,6 +28,7 @@ Passage:
 
 Statement: {statement}
 JSON:"""
+MAX_REPLY_TOKENS = 300  # a sentence has a handful of claims; a small model otherwise rambles until it times out
 MAX_PASSAGE_CHARS = 6000  # QAGS articles are 1,800-2,100 characters on average; a small model's context is 2,048+
 _TRUE = {"true", "yes", "supported", "1"}
 _FALSE = {"false", "no", "not supported", "unsupported", "0"}
@@ -73,7 +74,7 @@ class LLMJudge:
 
     def score(self, claim: str, evidence: str) -> float:
         prompt = PROMPT.format(passage=evidence[:MAX_PASSAGE_CHARS], statement=claim)
-        reply = self.model.invoke(prompt)
+        reply = self.model.invoke(prompt, max_tokens=MAX_REPLY_TOKENS)
         verdicts = parse_verdicts(str(getattr(reply, "content", reply)))
         if verdicts is None:
             self.parse_failures += 1

@@ -158,7 +158,7 @@ def test_llm_judge_scores_the_share_of_supported_claims_and_counts_unreadable_re
         def __init__(self, replies: list[str]) -> None:
             self.replies, self.prompts = replies, []
 
-        def invoke(self, prompt: str) -> str:
+        def invoke(self, prompt: str, **kwargs: object) -> str:
             self.prompts.append(prompt)
             return self.replies.pop(0)
 
