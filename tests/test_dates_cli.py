@@ -118,7 +118,7 @@ def test_ingest_watch_adds_updates_removes_and_survives_bad_files(tmp_path: Path
         _wait_for(lines, "ready", seen)
         second = subprocess.run([*RAG, "ingest", "--watch", str(corpus)], capture_output=True, text=True,
                                 env=_env(tmp_path), timeout=120)
-        assert second.returncode == 1 and "in use by process" in second.stderr, second.stderr  # the index owner
+        assert second.returncode == 1 and "Another `rag ingest --watch` already keeps" in second.stderr, second.stderr
 
         (corpus / "bad.json").write_text("{not json")
         assert "bad.json" in _wait_for(lines, "bad.json", seen)
