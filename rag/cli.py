@@ -266,14 +266,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.api_host
     port = settings.api_port if args.port is None else args.port
     if args.ui:  # one process serves both, so one process owns the index (ui/serve.py)
-        import subprocess
-
         env = dict(os.environ)
         if args.data_dir:
             env["RAG_DATA_DIR"] = args.data_dir
         launcher = Path(__file__).resolve().parent.parent / "ui" / "serve.py"
         cmd = [sys.executable, str(launcher), "--host", host, "--port", str(port)]
-        return subprocess.call([*cmd, "--ui-host", args.ui_host, "--ui-port", str(args.ui_port)], env=env)
+        # Replace this process (same pid): a signal to `rag serve --ui` reaches the server, never leaves it behind.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, [*cmd, "--ui-host", args.ui_host, "--ui-port", str(args.ui_port)], env)
     from rag.api import build_server
 
     svc = RagService(settings)
