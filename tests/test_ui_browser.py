@@ -193,7 +193,12 @@ def test_article_markup_neither_runs_nor_links(browser: Browser, server: str) ->
     msg.get_by_text(re.compile(r"^Sources \(\d+\)$")).click()
     msg.get_by_test_id("stCheckbox").filter(has_text="Show the whole article").first.click()
     whole = page.locator(".rag-article").first
-    whole.wait_for(state="visible", timeout=WAIT_MS)
+    try:
+        whole.wait_for(state="visible", timeout=WAIT_MS)
+    except Exception:  # say what the page shows instead (an error box, a warning) rather than only "timeout"
+        boxes = page.get_by_test_id("stAlert")
+        alerts = [boxes.nth(i).inner_text() for i in range(boxes.count())]
+        pytest.fail(f"the whole article did not open; alerts: {alerts}; message: {msg.inner_text()[:1500]}")
     assert "<script>window.__xss = 1</script>" in whole.inner_text()
     links = page.locator('a[href*="evil.example"]')
     assert links.count() == 0, [links.nth(i).evaluate("e => e.parentElement.outerHTML") for i in range(links.count())]
