@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from rag.answer import Calibration, Candidate, make_citation
+from rag.answer import NEAR_DUPLICATE_JACCARD, Calibration, Candidate, make_citation
 from rag.dates import iso_date
 from rag.sentences import quality
 from rag.text import jaccard, terms
@@ -76,7 +76,8 @@ def select(cands: list[Candidate], max_sentences: int, cal: Calibration, broad: 
 
         best = max(pool, key=gain)
         pool.remove(best)
-        if any(_overlaps(best, o) or jaccard(set(terms(best.text)), set(terms(o.text))) > 0.6 for o in chosen):
+        best_terms = set(terms(best.text))
+        if any(_overlaps(best, o) or jaccard(best_terms, set(terms(o.text))) > NEAR_DUPLICATE_JACCARD for o in chosen):
             continue
         if best.needs_context:
             ante = antecedent(best)
