@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if (key.startswith("RAG_") and key != "RAG_DATASETS_DIR") or key == "OPENAI_API_KEY":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env is read
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate a server a test started; kill it if it does not exit."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def make_settings(data_dir: Path, **kw: object) -> Settings:

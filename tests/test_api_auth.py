@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CORPUS, REPO, make_settings
+from conftest import CORPUS, REPO, make_settings, stop_process
 from test_api import READ_KEY, RUSSIA, close, free_port
 
 from rag import ConfigError, RagService
@@ -113,15 +113,6 @@ def _wait(url: str, proc: subprocess.Popen[str], timeout: float = 90.0) -> None:
     pytest.fail(f"{url} not up within {timeout:.0f} s")
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def seed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("serve") / "data"
@@ -145,7 +136,7 @@ def test_rag_serve_process_answers_with_keys(seed_dir: Path) -> None:
         assert r.status_code == 200 and r.json()["citations"], r.text
         assert httpx.post(f"http://127.0.0.1:{port}/v1/ask", json={"question": RUSSIA}).status_code == 401
     finally:
-        _stop(proc)
+        stop_process(proc)
     assert READ_KEY not in (proc.stderr.read() if proc.stderr else "")
 
 
@@ -188,7 +179,7 @@ def serve_ui(seed_dir: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
         _wait(f"http://127.0.0.1:{ui_port}/_stcore/health", proc)
         yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}", env
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def test_rag_serve_ui_process_serves_both_and_owns_the_index(serve_ui: tuple[str, str, dict[str, str]]) -> None:

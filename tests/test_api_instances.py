@@ -13,12 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CORPUS, REPO, make_settings
+from conftest import CORPUS, REPO, make_settings, stop_process
 from test_api import ADMIN_KEY, READ_KEY, close, free_port
 from test_api_articles import KEEPERS, LIGHTHOUSE
 from test_api_auth import _env
 from test_store_modes import start_chroma
-from test_store_modes import stop as stop_chroma
 
 from rag import RagService
 
@@ -50,15 +49,6 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"{url} not ready: {log.read_text()[-2000:]}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     """(url A, url B, A's data dir): two processes with their own data dirs on one Chroma collection."""
@@ -85,8 +75,8 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
         yield urls[0], urls[1], root / "a"
     finally:
         for p in procs:
-            _stop(p)
-        stop_chroma(chroma)  # type: ignore[arg-type]
+            stop_process(p)
+        stop_process(chroma)  # type: ignore[arg-type]
 
 
 def _client(url: str, key: str = READ_KEY) -> httpx.Client:

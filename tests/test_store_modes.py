@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import CORPUS, make_settings
+from conftest import stop_process as stop
 
 from rag import RagIndexError, RagService, Settings
 
@@ -52,15 +53,6 @@ def start_chroma(path: Path) -> tuple[subprocess.Popen[bytes], int]:
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("chroma run did not answer its heartbeat within 60 s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="session")
