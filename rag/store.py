@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
 from typing import Any, TypeVar
 
 import numpy as np
 
 from rag import owner
+from rag.chroma_client import call, connect, damaged_error, open_error
+from rag.chroma_records import chunk_metas, dated, is_current, pack, registry_meta, to_article, to_passages, where_in
 from rag.config import Settings
-from rag.dates import day_number
 from rag.errors import RagIndexError
-from rag.syndication import signature
 from rag.types import Article, Chunk, Passage
 
 T = TypeVar("T")
@@ -25,81 +22,24 @@ T = TypeVar("T")
 # clusters); 2: articles carry a MinHash signature and every chunk and article its cluster (dup_of, dup_n).
 SCHEMA_VERSION = 2
 
-ARTICLE_FIELDS = ("title", "title_derived", "source", "published", "url", "author", "source_path", "content_hash")
-
-
-def _pack(vecs: np.ndarray) -> str:
-    return base64.b64encode(np.clip(np.round(vecs * 127), -127, 127).astype(np.int8).tobytes()).decode()
-
-
-def _unpack(s: str, dim: int) -> np.ndarray:
-    arr = np.frombuffer(base64.b64decode(s), dtype=np.int8).astype(np.float32) / 127.0
-    return arr.reshape(-1, dim)
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    """True when exc (or its cause) says the server could not be reached."""
-    import httpx
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, (httpx.TransportError, ConnectionError)) or "Could not connect" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _is_chroma_error(exc: BaseException) -> bool:
-    """An error raised inside chromadb (InternalError "Error loading hnsw index", "Error getting embedding")."""
-    return type(exc).__module__.startswith("chromadb") or "hnsw" in str(exc).lower()
-
-
-def _article_meta(article: Article) -> dict[str, Any]:
-    meta = {k: v for k, v in asdict(article).items() if k in ARTICLE_FIELDS}
-    meta["published_day"] = day_number(article.published)  # YYYYMMDD int for $gte/$lte; 0 when undated
-    return meta
-
-
-def _is_auth_error(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        text = f"{seen.__class__.__name__} {seen}"
-        if "Auth" in seen.__class__.__name__ or "401" in text or "403" in text or "Unauthorized" in text:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
 
 class ChromaStore:
     """Chunks (with embeddings) in one collection, whole articles in a second one."""
 
     def __init__(self, settings: Settings, model_name: str, dimension: int) -> None:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
         self.settings = settings
         self.model_name = model_name
         self.dimension = dimension
-        chroma_settings = ChromaSettings(anonymized_telemetry=False)
         # An embedded index is owned by one process: two writers (or a reader beside a writer) were seen
         # to corrupt it. A Chroma server serialises access itself.
         self._owner = None if settings.chroma_host else owner.acquire(settings.data_dir)
         if self._owner is not None:  # a store dropped without close() gives its use back when collected
             self._release = weakref.finalize(self, owner.release, self._owner)
         try:
-            if settings.chroma_host:
-                headers = {}
-                if settings.chroma_token is not None:
-                    headers["Authorization"] = f"Bearer {settings.chroma_token.get_secret_value()}"
-                self._client = chromadb.HttpClient(
-                    host=settings.chroma_host, port=settings.chroma_port, headers=headers, settings=chroma_settings
-                )
-                self._client.heartbeat()
-            else:
-                self._client = chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+            self._client = connect(settings)
         except Exception as exc:  # chromadb raises many kinds; all mean "cannot open"
             self.close()
-            raise self._open_error(exc) from exc
+            raise open_error(settings, exc) from exc
         self._chunks: Any = None
         self._articles: Any = None
         self.schema_version = SCHEMA_VERSION  # of the opened index: 1 when it predates duplicate clusters
@@ -112,27 +52,7 @@ class ChromaStore:
 
     def damaged(self, exc: BaseException) -> RagIndexError:
         """A store call that failed inside Chroma: name the index and the repair command."""
-        return RagIndexError(
-            f"The index in {self.settings.index_location} is damaged ({exc.__class__.__name__}: "
-            f"{str(exc)[:160]}) - run `rag doctor --repair` to check and rebuild it from the stored articles."
-        )
-
-    def _open_error(self, exc: Exception) -> RagIndexError:
-        if self.settings.chroma_host and _is_auth_error(exc):
-            return RagIndexError(
-                f"The Chroma server at {self.settings.chroma_host}:{self.settings.chroma_port} refused the request "
-                "(unauthorized) - set RAG_CHROMA_TOKEN to the token its auth proxy expects."
-            )
-        if self.settings.chroma_host:
-            return RagIndexError(
-                f"Cannot reach the Chroma server at {self.settings.chroma_host}:{self.settings.chroma_port} "
-                f"({exc.__class__.__name__}) - start it (`chroma run --path DIR --port {self.settings.chroma_port}`) "
-                "or unset RAG_CHROMA_HOST to use the embedded index."
-            )
-        return RagIndexError(
-            f"The index in {self.settings.chroma_dir} cannot be opened ({exc.__class__.__name__}: {exc}) - "
-            f"it may be corrupt: delete {self.settings.chroma_dir} and run `rag ingest` again."
-        )
+        return damaged_error(self.settings, exc)
 
     # -- collections ----------------------------------------------------------
     def _names(self) -> tuple[str, str]:
@@ -167,7 +87,7 @@ class ChromaStore:
         except RagIndexError:
             raise
         except Exception as exc:
-            raise self._open_error(exc) from exc
+            raise open_error(self.settings, exc) from exc
         built_with = (self._chunks.metadata or {}).get("embedding_model")
         if built_with != self.model_name:
             self._chunks = self._articles = None
@@ -210,7 +130,7 @@ class ChromaStore:
         try:
             existing = {c if isinstance(c, str) else c.name for c in self._client.list_collections()}
         except Exception as exc:
-            raise self._open_error(exc) from exc
+            raise open_error(self.settings, exc) from exc
         return all(n in existing for n in self._names())
 
     # -- revision: bumped on every change so BM25 caches know they are stale --
@@ -247,30 +167,12 @@ class ChromaStore:
         if not items:
             return
         ids = [a.article_id for a, _ in items]
-        where = {"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}
-        self._try(lambda: self.chunks.delete(where=where))
-        chunk_ids: list[str] = []
-        docs: list[str] = []
-        metas: list[dict[str, Any]] = []
-        for article, chunks in items:
-            base = _article_meta(article)
-            for c in chunks:
-                chunk_ids.append(c.chunk_id)
-                docs.append(c.text)
-                metas.append(
-                    {
-                        **base,
-                        "article_id": article.article_id,
-                        "index": c.index,
-                        "start": c.start,
-                        "end": c.end,
-                        "sents": json.dumps([list(s) for s in c.sentences]),
-                        "dup_of": article.article_id,  # its own cluster until rag.syndication.refresh runs
-                        "dup_n": 1,
-                    }
-                )
+        self._try(lambda: self.chunks.delete(where=where_in("article_id", ids)))
+        chunk_ids = [c.chunk_id for _, chunks in items for c in chunks]
+        docs = [c.text for _, chunks in items for c in chunks]
+        metas = [m for article, chunks in items for m in chunk_metas(article, chunks)]
         for m, sv in zip(metas, sentence_vectors, strict=True):
-            m["svec"] = _pack(sv) if len(sv) else ""
+            m["svec"] = pack(sv) if len(sv) else ""
         step = self.max_batch()
         for i in range(0, len(chunk_ids), step):
             sl = slice(i, i + step)
@@ -284,11 +186,7 @@ class ChromaStore:
                 ids=ids,
                 embeddings=[[1.0]] * len(ids),
                 documents=[a.text for a, _ in items],
-                metadatas=[
-                    {**_article_meta(a), "chunks": len(cs), "minhash": signature(a.text), "dup_of": a.article_id,
-                     "dup_n": 1}
-                    for a, cs in items
-                ],
+                metadatas=[registry_meta(a, len(cs)) for a, cs in items],
             )
         )
 
@@ -300,16 +198,7 @@ class ChromaStore:
 
     def _try(self, op: Callable[[], T]) -> T:
         """Run a Chroma call; a server that went away becomes a RagIndexError naming it."""
-        try:
-            return op()
-        except RagIndexError:
-            raise
-        except Exception as exc:
-            if self.settings.chroma_host and (_is_connection_error(exc) or _is_auth_error(exc)):
-                raise self._open_error(exc) from exc
-            if _is_chroma_error(exc):
-                raise self.damaged(exc) from exc
-            raise
+        return call(self.settings, op)
 
     def delete_article(self, article_id: str, registry: bool = True) -> int:
         got = self._try(lambda: self.chunks.get(where={"article_id": article_id}, include=[]))
@@ -328,12 +217,8 @@ class ChromaStore:
             return
         ids = [a.article_id for a in articles]
         by_id = {a.article_id: a for a in articles}
-        where = {"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}
-        got = self._try(lambda: self.chunks.get(where=where, include=["metadatas"]))
-        metas = []
-        for m in got["metadatas"]:
-            a = by_id[str(m["article_id"])]
-            metas.append({**m, "published": a.published, "published_day": day_number(a.published)})
+        got = self._try(lambda: self.chunks.get(where=where_in("article_id", ids), include=["metadatas"]))
+        metas = [dated(m, by_id[str(m["article_id"])]) for m in got["metadatas"]]
         step = self.max_batch()
         for i in range(0, len(got["ids"]), step):
             sl = slice(i, i + step)
@@ -342,10 +227,7 @@ class ChromaStore:
         self._try(
             lambda: self.articles.update(
                 ids=reg["ids"],
-                metadatas=[
-                    {**m, "published": by_id[i].published, "published_day": day_number(by_id[i].published)}
-                    for i, m in zip(reg["ids"], reg["metadatas"], strict=True)
-                ],
+                metadatas=[dated(m, by_id[i]) for i, m in zip(reg["ids"], reg["metadatas"], strict=True)],
             )
         )
 
@@ -355,8 +237,7 @@ class ChromaStore:
         step = self.max_batch()
         for i in range(0, len(ids), step):
             part = ids[i : i + step]
-            self._try(lambda part=part: self.articles.update(  # type: ignore[misc]
-                ids=part, metadatas=[fields[a] for a in part]))
+            self._try(lambda part=part: self.articles.update(ids=part, metadatas=[fields[a] for a in part]))  # type: ignore[misc]
 
     def set_clusters(self, clusters: dict[str, dict[str, Any]]) -> None:
         """Write dup_of / dup_n (article_id -> fields) to the articles' chunks, then to their registry records."""
@@ -364,21 +245,20 @@ class ChromaStore:
         step = self.max_batch()
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
-            got = self._try(lambda part=part: self.chunks.get(  # type: ignore[misc]
-                where={"article_id": {"$in": part}}, include=["metadatas"]))
+            where = {"article_id": {"$in": part}}
+            got = self._try(lambda where=where: self.chunks.get(where=where, include=["metadatas"]))  # type: ignore[misc]
             chunk_ids = list(got["ids"])
             metas = [clusters[str(m["article_id"])] for m in got["metadatas"]]
             for j in range(0, len(chunk_ids), step):
-                self._try(lambda ids=chunk_ids[j : j + step], ms=metas[j : j + step]: self.chunks.update(  # type: ignore[misc]
-                    ids=ids, metadatas=ms))
+                sl = slice(j, j + step)
+                self._try(lambda sl=sl, ids=chunk_ids, ms=metas: self.chunks.update(ids=ids[sl], metadatas=ms[sl]))  # type: ignore[misc]
         self.set_article_fields(clusters)
 
     def cluster_members(self, heads: Sequence[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
         """canonical article_id -> [(article_id, registry metadata)] of every article in its cluster."""
         if not heads:
             return {}
-        where = {"dup_of": {"$in": list(heads)}} if len(heads) > 1 else {"dup_of": heads[0]}
-        got = self._try(lambda: self.articles.get(where=where, include=["metadatas"]))
+        got = self._try(lambda: self.articles.get(where=where_in("dup_of", heads), include=["metadatas"]))
         out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for aid, m in zip(got["ids"], got["metadatas"], strict=True):
             out.setdefault(str(m.get("dup_of")), []).append((aid, m))
@@ -402,8 +282,7 @@ class ChromaStore:
         out: dict[str, dict[str, Any]] = {}
         total = self.article_count()
         for offset in range(0, total, 5000):
-            got = self._try(lambda offset=offset: self.articles.get(  # type: ignore[misc]
-                include=["metadatas"], limit=5000, offset=offset))
+            got = self._try(lambda offset=offset: self.articles.get(include=["metadatas"], limit=5000, offset=offset))  # type: ignore[misc]
             out.update(zip(got["ids"], got["metadatas"], strict=True))
         return out
 
@@ -411,21 +290,18 @@ class ChromaStore:
         got = self._try(lambda: self.articles.get(ids=[article_id], include=["metadatas", "documents"]))
         if not got["ids"]:
             return None
-        meta = got["metadatas"][0]
-        return Article(article_id=article_id, text=got["documents"][0], **{k: meta.get(k, "") for k in ARTICLE_FIELDS})
+        return to_article(article_id, got["documents"][0], got["metadatas"][0])
 
     def iter_chunk_texts(self, batch: int = 5000) -> Iterator[tuple[list[str], list[str]]]:
         total = self.count()
         for offset in range(0, total, batch):
-            got = self._try(lambda offset=offset: self.chunks.get(  # type: ignore[misc]
-                include=["documents"], limit=batch, offset=offset))
+            got = self._try(lambda offset=offset: self.chunks.get(include=["documents"], limit=batch, offset=offset))  # type: ignore[misc]
             yield got["ids"], got["documents"]
 
     def iter_chunk_metadata(self, batch: int = 5000) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
         total = self.count()
         for offset in range(0, total, batch):
-            got = self._try(lambda offset=offset: self.chunks.get(  # type: ignore[misc]
-                include=["metadatas"], limit=batch, offset=offset))
+            got = self._try(lambda offset=offset: self.chunks.get(include=["metadatas"], limit=batch, offset=offset))  # type: ignore[misc]
             yield got["ids"], got["metadatas"]
 
     def probe_vectors(self) -> None:
@@ -455,28 +331,8 @@ class ChromaStore:
         """Ids and texts of the chunks of these articles (the BM25 delta segment reads them)."""
         if not article_ids:
             return [], []
-        ids = list(article_ids)
-        where = {"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}
-        got = self._try(lambda: self.chunks.get(where=where, include=["documents"]))
+        got = self._try(lambda: self.chunks.get(where=where_in("article_id", article_ids), include=["documents"]))
         return list(got["ids"]), list(got["documents"])
-
-    def _passages(self, ids: list[str], docs: list[str], metas: list[dict[str, Any]]) -> list[Passage]:
-        out = []
-        for cid, doc, meta in zip(ids, docs, metas, strict=True):
-            svec = meta.get("svec") or ""
-            out.append(
-                Passage(
-                    chunk_id=cid,
-                    article_id=str(meta["article_id"]),
-                    text=doc,
-                    start=int(meta["start"]),
-                    end=int(meta["end"]),
-                    sentences=[tuple(s) for s in json.loads(meta.get("sents") or "[]")],  # type: ignore[misc]
-                    metadata={k: v for k, v in meta.items() if k not in ("svec", "sents")},
-                    sentence_vectors=_unpack(svec, self.dimension) if svec else None,
-                )
-            )
-        return out
 
     def dense_search(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[Passage]:
         """The n nearest chunks; `where` (a Chroma metadata filter, e.g. on published_day) narrows them first."""
@@ -497,11 +353,11 @@ class ChromaStore:
             for r in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True)
             if r[1] is not None and r[2] is not None
         ]
-        passages = self._passages([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-        for rank, (p, r) in enumerate(zip(passages, rows, strict=True)):
+        found = to_passages([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], self.dimension)
+        for rank, (p, r) in enumerate(zip(found, rows, strict=True)):
             p.dense_score = 1.0 - float(r[3])
             p.dense_rank = rank
-        return self.committed(passages)
+        return self.committed(found)
 
     def committed(self, passages: list[Passage]) -> list[Passage]:
         """The passages whose article record (the commit marker) is written and names their content.
@@ -517,20 +373,14 @@ class ChromaStore:
         hashes = {
             aid: str((m or {}).get("content_hash", "")) for aid, m in zip(got["ids"], got["metadatas"], strict=True)
         }
-        out = []
-        for p in passages:
-            h = hashes.get(p.article_id)
-            parts = p.chunk_id.rsplit(":", 2)
-            if h is not None and (not h or len(parts) < 3 or parts[1] == h[:10]):
-                out.append(p)
-        return out
+        return [p for p in passages if is_current(p.chunk_id, hashes.get(p.article_id))]
 
     def get_passages(self, ids: list[str]) -> list[Passage]:
         if not ids:
             return []
         got = self._try(lambda: self.chunks.get(ids=ids, include=["documents", "metadatas"]))
-        passages = self.committed(self._passages(got["ids"], got["documents"], got["metadatas"]))
-        by_id = {p.chunk_id: p for p in passages}
+        found = self.committed(to_passages(got["ids"], got["documents"], got["metadatas"], self.dimension))
+        by_id = {p.chunk_id: p for p in found}
         return [by_id[i] for i in ids if i in by_id]
 
     def get_embeddings(self, ids: list[str]) -> dict[str, np.ndarray]:
