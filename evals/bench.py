@@ -116,7 +116,7 @@ def measure(name: str, data_dir: Path, paths: list[Path], question: str) -> dict
     log(f"[{name}] no-op re-ingest {noop_s:.2f} s (changed={noop.changed}); warm ask over the golden set")
     lat = golden_latency(svc)
     questions = [q for item in load_golden() for q in item.turns]
-    retrieval = latencies_ms(lambda q: svc.retriever.retrieve(q, settings.top_k), questions)
+    retrieval = latencies_ms(lambda q: svc.retrieve(q, settings.top_k), questions)
     log(f"[{name}] cold `rag ask`")
     walls, child_rss, child_cpu = cold_ask(data_dir, question)
     return {

@@ -93,8 +93,8 @@ def run(index: Path, datasets: Path, skip: int) -> dict[str, float | int | str]:
                 now = time.perf_counter() - done
                 if answered is None and any(p.article_id in new_ids for p in ans.contexts):
                     answered = now
-                hits = svc.bm25.search(question, 5)
-                if bm25_found is None and any(cid.rsplit(":", 2)[0] in new_ids for cid, _ in hits):
+                hits = svc.retrieve(question, 5, method="bm25")
+                if bm25_found is None and any(p.article_id in new_ids for p in hits):
                     bm25_found = now
                 time.sleep(0.1)
             delta = (tmp / "data" / "bm25" / COLLECTION / "delta.json").exists() or (

@@ -148,9 +148,9 @@ def noop_reingest(settings: Settings, path: Path, tier: int) -> dict[str, Any]:
 def measure_queries(svc: RagService, latency_qs: list[str], counted: list[RtqaQuestion]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in METHODS:
-        lat = latencies_ms(lambda q, m=m: svc.retriever.retrieve(q, K, method=m), latency_qs)  # type: ignore[misc]
+        lat = latencies_ms(lambda q, m=m: svc.retrieve(q, K, method=m), latency_qs)  # type: ignore[misc]
         out[f"{m}_p50_ms"], out[f"{m}_p95_ms"] = percentile(lat, 50), percentile(lat, 95)
-        r, rs, chars = recall(lambda q, m=m: [p.text for p in svc.retriever.retrieve(q, K, method=m)], counted)  # type: ignore[misc]
+        r, rs, chars = recall(lambda q, m=m: [p.text for p in svc.retrieve(q, K, method=m)], counted)  # type: ignore[misc]
         out[f"{m}_recall"], out[f"{m}_recall_short"], out[f"{m}_chars"] = r, rs, chars
     lat = latencies_ms(lambda q: svc.ask(q, k=K, mode="extractive"), latency_qs[:50])
     out["ask_p50_ms"], out["ask_p95_ms"] = percentile(lat, 50), percentile(lat, 95)
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {
             "tier": tier, **ing, "raw_chunks_per_s": raw, "ratio": ing["chunks_per_s"] / raw if raw else 0.0, **noop,
             "ingest_total_s": ingest_total, "noop_share": noop["noop_s"] / ingest_total if ingest_total else 0.0,
-            "chunks_total": svc.store.count(),
+            "chunks_total": svc.stats()["chunks"],
             "index_mb": dir_size_mb(args.data_dir / "chroma") + dir_size_mb(args.data_dir / "bm25"),
             "n_counted": len(counted), **q, "peak_rss_mb": peak_rss_mb(),
             "load1": os.getloadavg()[0], "commit": git_commit(),

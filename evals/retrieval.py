@@ -79,13 +79,13 @@ def run_retrieval(
         as_of: dict[str, bool] = {}
         day = parse_date(rq.question.date)
         for m in METHODS:
-            passages = svc.retriever.retrieve(rq.question.question, k, method=m)
+            passages = svc.retrieve(rq.question.question, k, method=m)
             hit = any(contains_answer(p.text, rq.question.answer) for p in passages[:k])
             hits[m] += hit
             hits_short[m] += hit and rq.short
             plain[m] = hit
             if as_of_question_date and day is not None:
-                passages = svc.retriever.retrieve(
+                passages = svc.retrieve(
                     rq.question.question, k, method=m, dates=make_filter(as_of=day),
                     recency=day if wants_recency(rq.question.question) else None,
                 )

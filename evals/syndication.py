@@ -117,35 +117,29 @@ def collapse_table(svc: RagService, qs: Sequence[RetrievalQuestion], k: int, met
 
     A hit and the characters count only returned passage text, never the "also reported by" entries.
     """
-    retriever = svc.retriever
-    before = retriever.collapse_duplicates
-    out: dict[str, Any] = {"n": len(qs), "index_has_clusters": svc.store.schema_version >= 2}
-    try:
-        for state in (True, False):
-            retriever.collapse_duplicates = state
-            hits = dict.fromkeys(methods, 0)
-            chars = dict.fromkeys(methods, 0)
-            clustered = dict.fromkeys(methods, 0)  # top-k passages of an article in a cluster of 2+
-            copies = dict.fromkeys(methods, 0)  # top-k passages of a second article of a cluster already there
-            for rq in qs:
-                for m in methods:
-                    got = retriever.retrieve(rq.question.question, k, method=m)[:k]  # type: ignore[arg-type]
-                    hits[m] += any(contains_answer(p.text, rq.question.answer) for p in got)
-                    chars[m] += sum(len(p.text) for p in got)
-                    clustered[m] += sum(1 for p in got if int(p.metadata.get("dup_n") or 1) > 1)
-                    lead: dict[str, str] = {}
-                    for p in got:
-                        cluster = str(p.metadata.get("dup_of") or p.article_id)
-                        copies[m] += lead.setdefault(cluster, p.article_id) != p.article_id
-            n = len(qs) or 1
-            out["on" if state else "off"] = {
-                "recall_at_k": {m: round(hits[m] / n, 4) for m in methods},
-                "chars_per_question": {m: round(chars[m] / n) for m in methods},
-                "clustered_passages_per_question": {m: round(clustered[m] / n, 3) for m in methods},
-                "copy_slots_per_question": {m: round(copies[m] / n, 3) for m in methods},
-            }
-    finally:
-        retriever.collapse_duplicates = before
+    out: dict[str, Any] = {"n": len(qs), "index_has_clusters": svc.stats()["schema_version"] >= 2}
+    for state in (True, False):
+        hits = dict.fromkeys(methods, 0)
+        chars = dict.fromkeys(methods, 0)
+        clustered = dict.fromkeys(methods, 0)  # top-k passages of an article in a cluster of 2+
+        copies = dict.fromkeys(methods, 0)  # top-k passages of a second article of a cluster already there
+        for rq in qs:
+            for m in methods:
+                got = svc.retrieve(rq.question.question, k, method=m, collapse_copies=state)[:k]  # type: ignore[arg-type]
+                hits[m] += any(contains_answer(p.text, rq.question.answer) for p in got)
+                chars[m] += sum(len(p.text) for p in got)
+                clustered[m] += sum(1 for p in got if int(p.metadata.get("dup_n") or 1) > 1)
+                lead: dict[str, str] = {}
+                for p in got:
+                    cluster = str(p.metadata.get("dup_of") or p.article_id)
+                    copies[m] += lead.setdefault(cluster, p.article_id) != p.article_id
+        n = len(qs) or 1
+        out["on" if state else "off"] = {
+            "recall_at_k": {m: round(hits[m] / n, 4) for m in methods},
+            "chars_per_question": {m: round(chars[m] / n) for m in methods},
+            "clustered_passages_per_question": {m: round(clustered[m] / n, 3) for m in methods},
+            "copy_slots_per_question": {m: round(copies[m] / n, 3) for m in methods},
+        }
     return out
 
 

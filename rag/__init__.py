@@ -1,8 +1,14 @@
-"""Cited answers from a folder of news articles: ingest, hybrid retrieval, verified citations."""
+"""Cited answers from a folder of news articles: ingest, hybrid retrieval, verified citations.
+
+Edges use only the names below; `RagService` is the composition root. The stages, one module each:
+ingest (ingest, dates, chunking, embeddings, indexer, syndication) -> storage (store) -> retrieval
+(retrieve) -> pipeline (stages, condense, gate, chain) -> answering (extractive + brief, or llm + verify +
+judge) -> citations.
+"""
 
 from __future__ import annotations
 
-from rag.answer import Calibration
+from rag.calibration import Calibration
 from rag.chunking import Chunker
 from rag.config import Settings, get_settings
 from rag.dates import make_filter, parse_date
@@ -22,6 +28,7 @@ from rag.feedback import read_feedback, record_feedback
 from rag.indexer import IngestReport, count_articles
 from rag.judge import FEATURES as JUDGE_FEATURES
 from rag.judge import JudgeParams, SupportJudge
+from rag.ranking import Ranking
 from rag.retrieve import Method
 from rag.service import RagService
 from rag.syndication import also_line
@@ -50,6 +57,7 @@ __all__ = [
     "RagError",
     "RagIndexError",
     "RagService",
+    "Ranking",
     "Sentence",
     "Settings",
     "SupportJudge",

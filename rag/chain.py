@@ -11,8 +11,8 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from rag import answer as gate  # the relevance gate: candidate sentences and their relevance
-from rag.answer import REFUSAL_TEXT, Calibration
+from rag import gate
+from rag.calibration import Calibration
 from rag.chunking import split_sentences
 from rag.condense import condense
 from rag.dates import wants_recency
@@ -116,7 +116,7 @@ class RagChain:
         yield "step", ("retrieve", prepared.timings_ms["retrieve"])
         t = time.perf_counter()
         if self.refused(prepared):
-            refusal = f"{REFUSAL_TEXT} {req.refusal_note}" if req.refusal_note else REFUSAL_TEXT
+            refusal = f"{gate.REFUSAL_TEXT} {req.refusal_note}" if req.refusal_note else gate.REFUSAL_TEXT
             final = Answer(
                 question=req.question,
                 standalone_question=prepared.standalone_question,

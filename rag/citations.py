@@ -1,4 +1,5 @@
-"""Citation markers in model output: parsing, stream-safe rewriting, renumbering, sentence grouping."""
+"""Citations: a quote at article offsets, and markers in model output (parsing, stream-safe rewriting,
+renumbering, sentence grouping)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rag.chunking import split_sentences
+from rag.dates import iso_date
+from rag.types import Citation, Passage
 
 # [1]  [1, 2]  [1][2]  [[1]]  【1】  [Passage 1]  [source 2; 3]
 MARKER = re.compile(
@@ -155,3 +158,22 @@ def split_cited(raw: str, n_passages: int) -> list[DraftSentence]:
                 drafts[idx].passages.append(r - 1)
     # a sentence that is only punctuation left over from a removed marker
     return [d for d in drafts if re.search(r"\w", d.text)]
+
+
+def make_citation(n: int, p: Passage, start: int, end: int) -> Citation:
+    """A citation whose quote is the passage text at article offsets [start, end)."""
+    m = p.metadata
+    return Citation(
+        n=n,
+        chunk_id=p.chunk_id,
+        article_id=p.article_id,
+        title=str(m.get("title", "")),
+        title_derived=bool(m.get("title_derived", False)),
+        source=str(m.get("source", "")),
+        published=iso_date(m.get("published")),
+        url=str(m.get("url", "")),
+        quote=p.text[start - p.start : end - p.start],
+        start=start,
+        end=end,
+        also_reported_by=list(p.also),
+    )

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.bm25 import BM25Index
 from rag.chunking import Chunker
 from rag.embeddings import LocalMiniLMEmbeddings
-from rag.retrieve import BM25Index
 from rag.store import SCHEMA_VERSION, ChromaStore
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from rag import brief
-from rag.answer import Calibration
+from rag.calibration import Calibration
 from rag.dates import wants_recency
 from rag.stages import Prepared
 from rag.types import Answer

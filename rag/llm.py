@@ -14,12 +14,12 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import SecretStr
 
-from rag.answer import REFUSAL_TEXT
 from rag.citations import MarkerStream, Renumberer, find_markers, render, split_cited
 from rag.condense import condense as offline_condense
 from rag.condense import is_followup
 from rag.config import Settings
 from rag.errors import AnswerFormatError, ConfigError, ModelError
+from rag.gate import REFUSAL_TEXT
 from rag.stages import Prepared
 from rag.text import terms
 from rag.types import Answer, Passage, Turn

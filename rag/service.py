@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag import doctor, syndication
-from rag.answer import Calibration
+from rag.bm25 import BM25Index
+from rag.calibration import Calibration
 from rag.chain import Answerer, RagChain
 from rag.chunking import Chunker
 from rag.config import Settings
@@ -20,10 +21,11 @@ from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError, QuestionError, RagIndexError
 from rag.extractive import ExtractiveAnswerer
 from rag.indexer import Indexer, IngestReport, ProgressFn
-from rag.retrieve import BM25Index, HybridRetriever, Method
+from rag.ranking import Ranking
+from rag.retrieve import HybridRetriever, Method
 from rag.stages import Request
 from rag.store import SCHEMA_VERSION, ChromaStore
-from rag.types import Answer, Article, DateFilter, Turn
+from rag.types import Answer, Article, DateFilter, Passage, Turn
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -42,17 +44,24 @@ class RagService:
         *,
         embedder: LocalMiniLMEmbeddings | None = None,
         calibration: Calibration | None = None,
+        ranking: Ranking | None = None,
+        chroma_client: Any = None,
     ) -> None:
         """The composition root: everything is built from settings, lazily, unless given here.
 
         chat_model: a LangChain chat model instead of the configured endpoint (tests, embedding apps);
         embedder: an already loaded embedding model to share (benchmarks, several services in one process);
-        calibration: the answerer's fitted values instead of rag/calibration.json (calibration runs).
+        calibration: the answerer's fitted values instead of rag/calibration.json (calibration runs);
+        ranking: the retriever's fusion and pool tunables instead of the shipped ones (ablations);
+        chroma_client: a chromadb client made by the caller (e.g. an EphemeralClient in an embedding app)
+        instead of the one the settings describe; the caller then owns that index's safety.
         """
         self.settings = settings
         self._chat_model = chat_model
         self._lock = threading.Lock()
         self._given_embedder = embedder
+        self._ranking = ranking
+        self._chroma_client = chroma_client
         self.calibration = calibration if calibration is not None else Calibration.load()
 
     # -- components, built lazily ------------------------------------------------
@@ -66,29 +75,31 @@ class RagService:
         return "embedder" in self.__dict__
 
     @cached_property
-    def store(self) -> ChromaStore:
-        return ChromaStore(self.settings, LocalMiniLMEmbeddings.model_name, LocalMiniLMEmbeddings.dimension)
+    def _store(self) -> ChromaStore:
+        return ChromaStore(
+            self.settings, LocalMiniLMEmbeddings.model_name, LocalMiniLMEmbeddings.dimension, self._chroma_client
+        )
 
     @cached_property
-    def bm25(self) -> BM25Index:
-        return BM25Index(self.settings.bm25_dir / self.settings.collection, self.store)
+    def _bm25(self) -> BM25Index:
+        return BM25Index(self.settings.bm25_dir / self.settings.collection, self._store)
 
     @cached_property
-    def retriever(self) -> HybridRetriever:
+    def _retriever(self) -> HybridRetriever:
         return HybridRetriever(
-            self.store,
+            self._store,
             self.embedder,
-            self.bm25,
-            candidates=self.settings.candidates,
+            self._bm25,
+            self._ranking or Ranking(candidates=self.settings.candidates),
             collapse_duplicates=self.settings.collapse_duplicates,
         )
 
     @cached_property
-    def chain(self) -> RagChain:
+    def _chain(self) -> RagChain:
         answerers: dict[str, Answerer] = {
             "extractive": ExtractiveAnswerer(self.settings.max_answer_sentences, self.calibration)
         }
-        chain = RagChain(self.retriever, self.bm25.idf, self.calibration, answerers)
+        chain = RagChain(self._retriever, self._bm25.idf, self.calibration, answerers)
         if self.settings.llm_configured or self._chat_model is not None:
             from rag.judge import SupportJudge
             from rag.llm import LLMAnswerer, LLMCondenser, build_chat_model
@@ -101,9 +112,9 @@ class RagService:
     def close(self) -> None:
         """Release the embedded index so that another process may open it (the service stays usable:
         the next call takes ownership again)."""
-        store = self.__dict__.pop("store", None)
+        store = self.__dict__.pop("_store", None)
         if store is not None:
-            for name in ("bm25", "retriever", "chain"):
+            for name in ("_bm25", "_retriever", "_chain"):
                 self.__dict__.pop(name, None)
             store.close()
 
@@ -119,21 +130,21 @@ class RagService:
         chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
         with self._lock:
             # The BM25 index can take this ingest as a delta only if it described the store before it.
-            before = self.store.revision() if self.store.exists() else None
+            before = self._store.revision() if self._store.exists() else None
             # The embedder is loaded only if something needs embedding (a no-op re-ingest never loads it).
             indexer = Indexer(
-                self.store, lambda: self.embedder, chunker, max_article_bytes=int(self.settings.max_article_mb * 2**20)
+                self._store, lambda: self.embedder, chunker, max_article_bytes=int(self.settings.max_article_mb * 2**20)
             )
             report = indexer.ingest(
                 paths, sync=sync, progress=progress, limit=limit
             )
             if report.changed_ids:  # a small change goes to the delta segment, a large one rebuilds (merges)
-                self.bm25.update(before, report.changed_ids)
-            elif not self.bm25.loads_current():  # a damaged BM25 file is rebuilt here too
-                self.bm25.rebuild()
-            if report.changed_ids or self.store.schema_version < SCHEMA_VERSION:
+                self._bm25.update(before, report.changed_ids)
+            elif not self._bm25.loads_current():  # a damaged BM25 file is rebuilt here too
+                self._bm25.rebuild()
+            if report.changed_ids or self._store.schema_version < SCHEMA_VERSION:
                 # syndicated-copy clusters (an index stored before them is upgraded here, no re-embedding)
-                found = syndication.refresh(self.store)
+                found = syndication.refresh(self._store)
                 report.syndication = {
                     "clusters": found.clusters, "articles_in_clusters": found.clustered,
                     "changed": found.changed, "signed": found.signed, "upgraded": int(found.upgraded),
@@ -142,27 +153,27 @@ class RagService:
 
     def doctor(self, repair: bool = False) -> DoctorReport:
         """Check the index against the article registry; with repair, rebuild what is broken."""
-        if not self.store.exists():
+        if not self._store.exists():
             raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
         with self._lock:
-            report = doctor.check(self.store, self.bm25)
+            report = doctor.check(self._store, self._bm25)
             if repair and not report.healthy:
                 chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
-                report = doctor.repair(self.store, self.bm25, lambda: self.embedder, chunker, report)
+                report = doctor.repair(self._store, self._bm25, lambda: self.embedder, chunker, report)
             if repair and (report.repaired or report.schema_version < SCHEMA_VERSION):
-                syndication.refresh(self.store)  # re-made chunks get their cluster back; an old index is upgraded
+                syndication.refresh(self._store)  # re-made chunks get their cluster back; an old index is upgraded
                 repaired = [*report.repaired, "refreshed the syndicated-copy clusters"]
-                report = doctor.check(self.store, self.bm25)
+                report = doctor.check(self._store, self._bm25)
                 report.repaired = repaired
         return report
 
     def delete_article(self, article_id: str) -> int:
         with self._lock:
-            before = self.store.revision()
-            n = self.store.delete_article(article_id)
-            self.store.bump_revision()
-            self.bm25.update(before, {article_id})
-            syndication.refresh(self.store)  # a deleted canonical copy hands its cluster to the next member
+            before = self._store.revision()
+            n = self._store.delete_article(article_id)
+            self._store.bump_revision()
+            self._bm25.update(before, {article_id})
+            syndication.refresh(self._store)  # a deleted canonical copy hands its cluster to the next member
         return n
 
     def remove_source(self, path: Path) -> int:
@@ -170,18 +181,18 @@ class RagService:
         target = str(path.resolve())
         ids = [
             aid
-            for aid, meta in self.store.article_index().items()
+            for aid, meta in self._store.article_index().items()
             if (src := str(meta.get("source_path", ""))) == target or src.startswith(target.rstrip("/") + "/")
         ]
         if not ids:
             return 0
         with self._lock:
-            before = self.store.revision()
+            before = self._store.revision()
             for aid in ids:
-                self.store.delete_article(aid)
-            self.store.bump_revision()
-            self.bm25.update(before, set(ids))
-            syndication.refresh(self.store)
+                self._store.delete_article(aid)
+            self._store.bump_revision()
+            self._bm25.update(before, set(ids))
+            syndication.refresh(self._store)
         return len(ids)
 
     # -- questions -----------------------------------------------------------------
@@ -224,7 +235,7 @@ class RagService:
             ) from None
         if k is not None and not 1 <= k <= MAX_K:
             raise QuestionError(f"k must be between 1 and {MAX_K} passages, not {k}.")
-        if not self.store.exists() or self.store.count() == 0:  # count() opens it: mismatches raise
+        if not self._store.exists() or self._store.count() == 0:  # count() opens it: mismatches raise
             raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
         dates = dates or DateFilter()
         return Request(
@@ -240,8 +251,8 @@ class RagService:
 
     def _filter_note(self, dates: DateFilter) -> str:
         """What a date filter leaves (said when the answer is refused); an index stored before dates raises."""
-        total = self.store.article_count()
-        dated = self.store.dated_article_ids()
+        total = self._store.article_count()
+        dated = self._store.dated_article_ids()
         if len(dated) < total:
             raise RagIndexError(
                 f"{total - len(dated)} of the {total} articles in {self.settings.index_location} were stored by an "
@@ -249,8 +260,8 @@ class RagService:
                 "on their folders again (dates are added without re-embedding), then retry."
             )
         where = chroma_where(dates)
-        matching = len(self.store.dated_article_ids(where)) if where else total
-        undated = total - len(self.store.dated_article_ids({"published_day": {"$gt": UNDATED_DAY}}))
+        matching = len(self._store.dated_article_ids(where)) if where else total
+        undated = total - len(self._store.dated_article_ids({"published_day": {"$gt": UNDATED_DAY}}))
         note = f"Only {matching} of the {total} articles are {dates.describe()}"
         if undated:
             note += f"; {undated} undated article(s) are left out by any date filter"
@@ -271,7 +282,7 @@ class RagService:
         since <= day <= min(until, as_of); undated articles are then left out. A malformed date or since
         after until raises QuestionError; an index stored before dates raises RagIndexError."""
         dates = make_filter(since, until, as_of)
-        return self.chain.invoke(self._request(question, history, k, mode, method, dates))
+        return self._chain.invoke(self._request(question, history, k, mode, method, dates))
 
     def stream(
         self,
@@ -285,15 +296,46 @@ class RagService:
     ) -> Iterator[tuple[str, Any]]:
         """Events for a UI: ("step", (name, ms)), ("text", piece), ("answer", Answer); dates as in ask()."""
         dates = make_filter(since, until, as_of)
-        return self.chain.stream(self._request(question, history, k, mode, "hybrid", dates))
+        return self._chain.stream(self._request(question, history, k, mode, "hybrid", dates))
+
+    def retrieve(
+        self,
+        question: str,
+        k: int | None = None,
+        method: Method = "hybrid",
+        *,
+        dates: DateFilter | None = None,
+        recency: date | None = None,
+        collapse_copies: bool | None = None,
+        ranking: Ranking | None = None,
+    ) -> list[Passage]:
+        """The top k passages for a question, without answering (evals, benchmarks, other front ends).
+
+        dates filters both retrievers; recency (a reference day) adds the recency prior; collapse_copies overrides
+        the setting that folds syndicated copies into one slot (None: as configured); ranking replaces the
+        retriever's tunables for this call (ablations).
+        """
+        if k is not None and not 1 <= k <= MAX_K:
+            raise QuestionError(f"k must be between 1 and {MAX_K} passages, not {k}.")
+        return self._retriever.retrieve(
+            question, k or self.settings.top_k, method=method, dates=dates, recency=recency,
+            collapse_copies=collapse_copies, ranking=ranking,
+        )
+
+    def warm_up(self) -> None:
+        """Open the index, build the pipeline and load the embedding model (a server's first request is warm)."""
+        self.stats()
+        _ = self._chain
+        self.embedder.embed_query("warm up")
 
     # -- library -------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        exists = self.store.exists()
+        exists = self._store.exists()
         return {
             "index": self.settings.index_location,
-            "articles": self.store.article_count() if exists else 0,
-            "chunks": self.store.count() if exists else 0,
+            "articles": self._store.article_count() if exists else 0,
+            "chunks": self._store.count() if exists else 0,
+            "schema_version": self._store.schema_version,
             "embedding_model": LocalMiniLMEmbeddings.model_name,
             "mode": self.resolve_mode(None)
             if self.settings.mode != "llm" or self.settings.llm_configured
@@ -303,12 +345,12 @@ class RagService:
         }
 
     def list_articles(self) -> list[dict[str, Any]]:
-        if not self.store.exists():
+        if not self._store.exists():
             return []
         return [
             {"article_id": aid, **{k: v for k, v in meta.items() if k != "minhash"}}
-            for aid, meta in self.store.article_index().items()
+            for aid, meta in self._store.article_index().items()
         ]
 
     def get_article(self, article_id: str) -> Article | None:
-        return self.store.get_article(article_id)
+        return self._store.get_article(article_id)

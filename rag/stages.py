@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rag.types import DateFilter, Passage, Turn
 
 if TYPE_CHECKING:
-    from rag.answer import Candidate
+    from rag.gate import Candidate
     from rag.retrieve import Method
 
 

@@ -26,17 +26,19 @@ SCHEMA_VERSION = 2
 class ChromaStore:
     """Chunks (with embeddings) in one collection, whole articles in a second one."""
 
-    def __init__(self, settings: Settings, model_name: str, dimension: int) -> None:
+    def __init__(self, settings: Settings, model_name: str, dimension: int, client: Any = None) -> None:
+        """client: an already made chromadb client (ClientAPI) instead of one connected from settings; the
+        caller then owns it (no data-dir lock is taken for it)."""
         self.settings = settings
         self.model_name = model_name
         self.dimension = dimension
         # An embedded index is owned by one process: two writers (or a reader beside a writer) were seen
         # to corrupt it. A Chroma server serialises access itself.
-        self._owner = None if settings.chroma_host else owner.acquire(settings.data_dir)
+        self._owner = None if settings.chroma_host or client is not None else owner.acquire(settings.data_dir)
         if self._owner is not None:  # a store dropped without close() gives its use back when collected
             self._release = weakref.finalize(self, owner.release, self._owner)
         try:
-            self._client = connect(settings)
+            self._client = client if client is not None else connect(settings)
         except Exception as exc:  # chromadb raises many kinds; all mean "cannot open"
             self.close()
             raise open_error(settings, exc) from exc

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from rag.answer import make_citation
-from rag.citations import DraftSentence, Renumberer
+from rag.citations import DraftSentence, Renumberer, make_citation
 from rag.judge_features import PASSAGE_BREAK
 from rag.types import Citation, Passage, Sentence
 

@@ -254,7 +254,7 @@ class PausedRegistry:
 
 @pytest.fixture
 def paused(api: Api) -> Iterator[PausedRegistry]:
-    store = api.service.store
+    store = api.service._store
     real = store.articles
     gate = PausedRegistry(real)
     store._articles = gate
@@ -297,7 +297,7 @@ def test_a_new_article_is_not_served_before_its_record_is_written(api: Api, paus
 def test_an_update_is_not_served_before_its_record_is_written(api: Api) -> None:
     first = upload(api, [("update.txt", LIGHTHOUSE.encode())]).json()["files"][0]
     aid = first["articles"][0]["article_id"]
-    store = api.service.store
+    store = api.service._store
     real = store.articles
     gate = PausedRegistry(real)
     store._articles = gate

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import rag.retrieve as retrieve
+import rag.bm25 as bm25
 from rag import RagService
 from rag.bm25delta import DELTA_FILE
 from tests.conftest import make_settings
@@ -26,7 +26,7 @@ NEW = (
 def _meta_revision(svc: RagService) -> str:
     import json
 
-    return str(json.loads((svc.bm25.directory / "meta.json").read_text())["revision"])
+    return str(json.loads((svc._bm25.directory / "meta.json").read_text())["revision"])
 
 
 @pytest.fixture
@@ -41,28 +41,28 @@ def svc(tmp_path: Path) -> RagService:
 
 
 def _top_titles(svc: RagService, query: str, n: int = 3) -> list[str]:
-    ids = [cid for cid, _ in svc.bm25.search(query, n)]
-    return [p.title for p in svc.store.get_passages(ids)]
+    ids = [cid for cid, _ in svc._bm25.search(query, n)]
+    return [p.title for p in svc._store.get_passages(ids)]
 
 
 def test_small_ingest_goes_to_the_delta_and_is_searchable(svc: RagService, tmp_path: Path) -> None:
     main_before = _meta_revision(svc)
-    assert not (svc.bm25.directory / DELTA_FILE).exists()
+    assert not (svc._bm25.directory / DELTA_FILE).exists()
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "zanzibar.md").write_text(NEW)
     svc.ingest([tmp_path / "new"])
-    assert (svc.bm25.directory / DELTA_FILE).exists(), "a small ingest writes a delta"
+    assert (svc._bm25.directory / DELTA_FILE).exists(), "a small ingest writes a delta"
     assert _meta_revision(svc) == main_before, "the main segment was not rebuilt"
     assert _top_titles(svc, "Zanzibar cloves auction")[0] == "Zanzibar spice auction"
-    assert svc.bm25.size() == svc.store.count()
+    assert svc._bm25.size() == svc.stats()["chunks"]
     # another process (a serving app) loads main + delta without rebuilding, and finds the new article
     other = RagService(make_settings(svc.settings.data_dir))
-    assert other.bm25.loads_current()
+    assert other._bm25.loads_current()
     assert _top_titles(other, "Zanzibar cloves auction")[0] == "Zanzibar spice auction"
     # the delta's scores are on the main segment's scale: a full rebuild ranks the same way
     delta_rank = _top_titles(svc, "grain corridor Zanzibar cloves", 7)
-    svc.bm25.rebuild()
-    assert not (svc.bm25.directory / DELTA_FILE).exists(), "a full build merges the delta"
+    svc._bm25.rebuild()
+    assert not (svc._bm25.directory / DELTA_FILE).exists(), "a full build merges the delta"
     assert _top_titles(svc, "grain corridor Zanzibar cloves", 7)[0] == delta_rank[0]
 
 
@@ -70,16 +70,16 @@ def test_delete_is_masked_then_merged(svc: RagService) -> None:
     aid = next(a["article_id"] for a in svc.list_articles() if a["title"] == "Article 3")
     assert "Article 3" in _top_titles(svc, "city number 3 talk", 6)
     svc.delete_article(aid)
-    assert (svc.bm25.directory / DELTA_FILE).exists()
+    assert (svc._bm25.directory / DELTA_FILE).exists()
     assert "Article 3" not in _top_titles(svc, "city number 3 talk", 6), "a deleted chunk is masked"
-    assert svc.bm25.size() == svc.store.count()
+    assert svc._bm25.size() == svc.stats()["chunks"]
 
 
 def test_updated_article_replaces_its_old_chunks(svc: RagService, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     (corpus / "a2.md").write_text(BASE["a2.md"].replace("grain corridor", "Zanzibar cloves"))
     svc.ingest([corpus])
-    assert (svc.bm25.directory / DELTA_FILE).exists()
+    assert (svc._bm25.directory / DELTA_FILE).exists()
     assert _top_titles(svc, "Zanzibar cloves")[0] == "Article 2"
     titles = _top_titles(svc, "grain corridor", 6)
     assert "Article 2" not in titles and len(titles) == 5, "the old version's chunks are masked"
@@ -88,19 +88,19 @@ def test_updated_article_replaces_its_old_chunks(svc: RagService, tmp_path: Path
 def test_large_change_rebuilds_and_stale_delta_is_never_served(
     svc: RagService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(retrieve, "DELTA_MERGE_MIN", 0)
+    monkeypatch.setattr(bm25, "DELTA_MERGE_MIN", 0)
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "zanzibar.md").write_text(NEW)
     before = _meta_revision(svc)
     svc.ingest([tmp_path / "new"])
-    assert _meta_revision(svc) != before and not (svc.bm25.directory / DELTA_FILE).exists(), "merged"
-    monkeypatch.setattr(retrieve, "DELTA_MERGE_MIN", 2000)
+    assert _meta_revision(svc) != before and not (svc._bm25.directory / DELTA_FILE).exists(), "merged"
+    monkeypatch.setattr(bm25, "DELTA_MERGE_MIN", 2000)
     aid = next(a["article_id"] for a in svc.list_articles() if a["title"] == "Zanzibar spice auction")
     svc.delete_article(aid)
-    assert (svc.bm25.directory / DELTA_FILE).exists()
+    assert (svc._bm25.directory / DELTA_FILE).exists()
     # the store changes after the delta was written (e.g. a writer killed before its BM25 update)
-    svc.store.bump_revision()
+    svc._store.bump_revision()
     other = RagService(make_settings(svc.settings.data_dir))
-    assert not other.bm25.loads_current(), "a delta for another revision is not used"
+    assert not other._bm25.loads_current(), "a delta for another revision is not used"
     assert "Zanzibar spice auction" not in _top_titles(other, "Zanzibar cloves auction")  # rebuilt, still right
-    assert other.bm25.size() == other.store.count()
+    assert other._bm25.size() == other._store.count()

@@ -192,13 +192,13 @@ def test_bad_filters_raise(dated: tuple[RagService, dict[str, object]]) -> None:
 
 def test_recency_prior_prefers_newer_when_asked(dated: tuple[RagService, dict[str, object]]) -> None:
     svc, _ = dated
-    plain = svc.retriever.retrieve("grain corridor shipping insurance cargo vessels", 5)
-    latest = svc.retriever.retrieve("grain corridor shipping insurance cargo vessels", 5, recency=date(2025, 6, 1))
+    plain = svc.retrieve("grain corridor shipping insurance cargo vessels", 5)
+    latest = svc.retrieve("grain corridor shipping insurance cargo vessels", 5, recency=date(2025, 6, 1))
     rank = {p.title: i for i, p in enumerate(latest)}
     assert rank["Odesa ports reopen"] < rank["Geneva signing"] < rank["Istanbul round"]
     assert [p.title for p in plain] != [p.title for p in latest], "the prior changed the order"
     # as of March, May's article is not there and March's is the newest
-    asof = svc.retriever.retrieve(
+    asof = svc.retrieve(
         "grain corridor shipping insurance cargo vessels", 5, dates=make_filter(as_of="2025-03-31"),
         recency=date(2025, 3, 31),
     )
@@ -213,11 +213,11 @@ def test_index_without_dates_asks_for_reingest(tmp_path: Path) -> None:
     svc.ingest([corpus])
     # what an older version stored: the raw date string and no published_day
     aid = svc.list_articles()[0]["article_id"]
-    reg = svc.store.articles.get(ids=[aid], include=["metadatas"])
+    reg = svc._store.articles.get(ids=[aid], include=["metadatas"])
     old = {k: v for k, v in reg["metadatas"][0].items() if k != "published_day"}
-    svc.store.articles.delete(ids=[aid])
+    svc._store.articles.delete(ids=[aid])
     old["published"] = "2025/01/10"
-    svc.store.articles.add(ids=[aid], embeddings=[[1.0]], documents=["x"], metadatas=[old])
+    svc._store.articles.add(ids=[aid], embeddings=[[1.0]], documents=["x"], metadatas=[old])
     with pytest.raises(RagIndexError, match=r"older version.*rag ingest"):
         svc.ask("Where did negotiators meet?", since="2025-01-01")
     assert not svc.ask("Where did negotiators meet?").refused  # no filter: still answers

@@ -26,23 +26,23 @@ def corpus_copy(tmp_path: Path) -> Path:
 def test_reingest_unchanged_embeds_nothing(service: RagService, corpus_copy: Path) -> None:
     first = service.ingest([corpus_copy])
     assert (first.added, first.unchanged) == (1, 0)
-    assert first.chunks_added == service.store.count() > 1
+    assert first.chunks_added == service.stats()["chunks"] > 1
     second = service.ingest([corpus_copy])
     assert (second.added, second.updated, second.unchanged, second.chunks_added) == (0, 0, 1, 0)
     assert second.embed_seconds == 0.0
-    assert service.store.count() == first.chunks_added
+    assert service.stats()["chunks"] == first.chunks_added
 
 
 def test_changed_article_replaces_its_chunks(service: RagService, corpus_copy: Path) -> None:
     service.ingest([corpus_copy])
-    old_ids = set(service.store.chunks.get(include=[])["ids"])
+    old_ids = set(service._store.chunks.get(include=[])["ids"])
     f = corpus_copy / SEED.name
     f.write_text(f.read_text(encoding="utf-8") + "\nA new closing paragraph about Odesa harbour repairs.\n", "utf-8")
     report = service.ingest([corpus_copy])
     assert (report.added, report.updated, report.unchanged) == (0, 1, 0)
-    new_ids = set(service.store.chunks.get(include=[])["ids"])
+    new_ids = set(service._store.chunks.get(include=[])["ids"])
     assert not old_ids & new_ids, "stale chunks of the old version remain"
-    assert service.store.count() == report.chunks_added
+    assert service.stats()["chunks"] == report.chunks_added
     answer = service.ask("What is being repaired in Odesa?")
     assert "Odesa harbour" in answer.answer
 
@@ -51,14 +51,14 @@ def test_sync_removes_articles_whose_files_are_gone(service: RagService, corpus_
     other = "---\ntitle: Grain exports\n---\nUkraine shipped grain from Odesa.\n"
     (corpus_copy / "other.md").write_text(other, "utf-8")
     service.ingest([corpus_copy])
-    assert service.store.article_count() == 2
+    assert service.stats()["articles"] == 2
     (corpus_copy / "other.md").unlink()
     kept = service.ingest([corpus_copy])
-    assert kept.removed == 0 and service.store.article_count() == 2, "without --sync nothing is removed"
+    assert kept.removed == 0 and service.stats()["articles"] == 2, "without --sync nothing is removed"
     synced = service.ingest([corpus_copy], sync=True)
     assert synced.removed == 1 and synced.chunks_removed >= 1
     assert [a["title"] for a in service.list_articles()] != ["Grain exports"]
-    assert service.store.article_count() == 1
+    assert service.stats()["articles"] == 1
     assert all("Grain" not in p.text for p in service.ask("Where was grain shipped from?").contexts)
 
 

@@ -20,8 +20,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from rag import AnswerFormatError, ModelError, RagService, Turn
-from rag.answer import REFUSAL_TEXT
 from rag.citations import MarkerStream, Renumberer, find_markers, rewrite, split_cited
+from rag.gate import REFUSAL_TEXT
 from rag.judge import SupportJudge
 from rag.llm import LLMAnswerer, build_chat_model, call_with_retries, translate_error
 from rag.stages import Prepared, Request
@@ -306,7 +306,7 @@ def test_retryable_errors_are_retried_with_bounded_backoff(tmp_path: Path) -> No
 
 def _request(index_dir: Path, question: str) -> Prepared:
     svc = RagService(make_settings(index_dir))
-    passages = svc.retriever.retrieve(question, 4)
+    passages = svc.retrieve(question, 4)
     return Prepared(Request(question=question, mode="llm"), standalone_question=question, passages=tuple(passages))
 
 

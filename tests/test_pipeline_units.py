@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from rag import RagService, Settings, Turn
+from rag.bm25 import IDF_PRIOR_CHUNKS, IDF_PRIOR_DF
 from rag.condense import condense, is_followup
-from rag.retrieve import IDF_PRIOR_CHUNKS, IDF_PRIOR_DF, RRF_K, mmr, rrf_score
+from rag.ranking import RRF_K, Ranking, feedback_terms, fuse, mmr, rrf_score
 from rag.types import Passage
 from tests.conftest import make_settings
 
@@ -23,6 +24,49 @@ def test_rrf_adds_one_over_k_plus_rank_per_retriever() -> None:
     # found by both retrievers at middling ranks beats first place in one of them
     assert rrf_score((5, 5)) > rrf_score((0, None))
     assert rrf_score((2, 9), k=10) == pytest.approx(1 / 13 + 1 / 20)
+
+
+def test_rrf_weights_scale_each_retrievers_term() -> None:
+    assert rrf_score((0, 3), k=10, weights=(2.0, 0.5)) == pytest.approx(2 / 11 + 0.5 / 14)
+    assert rrf_score((None, 3), k=10, weights=(2.0, 0.0)) == 0.0
+
+
+def _ranked(cid: str, article: str, dense: int | None, bm25: int | None, svecs: list[np.ndarray]) -> Passage:
+    p = Passage(cid, article, cid, 0, 1, [], {})
+    p.dense_rank, p.bm25_rank = dense, bm25
+    p.sentence_vectors = np.stack(svecs) if svecs else None
+    return p
+
+
+def test_sentence_maxsim_list_lifts_the_passage_holding_the_best_sentence() -> None:
+    q = _unit(1, 0, 0)
+    # "b" is ranked below "a" by both retrievers but holds the one sentence that matches the question
+    a = _ranked("a", "A", 0, 0, [_unit(0, 1, 0), _unit(0.3, 1, 0)])
+    b = _ranked("b", "B", 1, 1, [_unit(0, 0, 1), _unit(1, 0.05, 0)])
+    fuse([a, b], q, Ranking())
+    assert a.score > b.score, "without the sentence list the retrievers' order stands"
+    fuse([a, b], q, Ranking(w_sentence=3.0))
+    assert b.score > a.score
+
+
+def test_article_aggregation_adds_the_same_articles_other_candidates() -> None:
+    q = _unit(1, 0, 0)
+    lone = _ranked("lone", "X", 0, None, [])
+    first = _ranked("y1", "Y", 1, None, [])
+    second = _ranked("y2", "Y", 2, None, [])
+    fuse([lone, first, second], q, Ranking())
+    assert lone.score > first.score
+    fuse([lone, first, second], q, Ranking(w_article=0.5))
+    assert first.score == pytest.approx(1 / (RRF_K + 2) + 0.5 / (RRF_K + 3))
+    assert first.score > lone.score, "an article with several matching chunks outranks a lone hit"
+
+
+def test_feedback_terms_are_new_frequent_and_rare_terms_of_the_top_passages() -> None:
+    texts = ["The grain corridor reopened; grain ships sailed from Odesa.", "Odesa port grain exports rose."]
+    idf = {"odesa": 5.0, "grain": 4.0}
+    got = feedback_terms("grain corridor", texts, lambda t: idf.get(t, 0.5), 2)
+    assert got[0] == "odesa" and len(got) == 2, got  # in both passages and rare
+    assert "grain" not in got and "corridor" not in got, "the question's own terms are not feedback"
 
 
 # -- maximal marginal relevance ------------------------------------------------------------------
@@ -54,7 +98,7 @@ def test_mmr_never_returns_two_duplicates_even_when_short_of_k() -> None:
 
 # -- the IDF prior ---------------------------------------------------------------------------------
 def test_idf_prior_keeps_a_one_article_corpus_sane(corpus_service: RagService) -> None:
-    bm25 = corpus_service.bm25
+    bm25 = corpus_service._bm25
     n = bm25.size()
     assert 0 < n < 20  # the seed article's few chunks
 
@@ -118,3 +162,21 @@ def test_asking_for_the_mode_builds_nothing(tmp_path: Path) -> None:
     svc = RagService(make_settings(tmp_path / "data"))
     assert svc.resolve_mode(None) == "extractive"
     assert not svc.embedder_loaded
+
+
+def test_composition_root_takes_a_callers_chroma_client(tmp_path: Path, corpus_service: RagService) -> None:
+    import chromadb
+
+    client = chromadb.EphemeralClient()
+    settings = make_settings(tmp_path / "data", collection="given-client")
+    svc = RagService(settings, embedder=corpus_service.embedder, chroma_client=client, ranking=Ranking(candidates=7))
+    report = svc.ingest()
+    assert report.added == 1 and svc.stats()["chunks"] == report.chunks_added
+    names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+    assert "given-client" in names, "the chunks went to the caller's client"
+    assert not (settings.data_dir / "chroma").exists(), "nothing was written to the embedded index path"
+    # the caller owns that client's safety: no data-dir lock, so a second service on the same dir opens
+    other = RagService(settings, embedder=corpus_service.embedder, chroma_client=client)
+    assert other.stats()["articles"] == 1
+    mine, seed = svc.retrieve("What does Russia want?", 3), corpus_service.retrieve("What does Russia want?", 3)
+    assert [p.article_id for p in mine] == [p.article_id for p in seed]

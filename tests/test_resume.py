@@ -51,8 +51,8 @@ def probe(data: Path) -> tuple[int, bool]:
     code = (
         "import json, sys; from pathlib import Path; from rag import RagService, Settings; "
         "svc = RagService(Settings(data_dir=Path(sys.argv[1]), _env_file=None)); "
-        "ok = svc.store.exists(); "
-        "print(json.dumps([svc.store.article_count() if ok else 0, ok and svc.bm25.is_current()]))"
+        "st = svc.stats(); "
+        "print(json.dumps([st['articles'], st['articles'] > 0 and svc._bm25.is_current()]))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(data)], check=True, capture_output=True, text=True, env=env())
     done, current = json.loads(out.stdout)
@@ -60,7 +60,7 @@ def probe(data: Path) -> tuple[int, bool]:
 
 
 def snapshot(svc: RagService) -> dict[str, tuple[str, int, int, np.ndarray]]:
-    got = svc.store.chunks.get(include=["documents", "metadatas", "embeddings"])
+    got = svc._store.chunks.get(include=["documents", "metadatas", "embeddings"])
     return {
         cid: (doc, int(meta["start"]), int(meta["end"]), np.asarray(emb, dtype=np.float32))
         for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)
@@ -76,7 +76,7 @@ def test_sigkill_then_resume_matches_clean_ingest(tmp_path: Path) -> None:
     subprocess.run(ingest_cmd(ref_dir, src), check=True, capture_output=True, env=env(), cwd=tmp_path)
     full = time.monotonic() - t
     ref = RagService(make_settings(ref_dir))
-    assert ref.store.article_count() == N_ARTICLES
+    assert ref._store.article_count() == N_ARTICLES
 
     # Kill part-way; if the kill landed before the first commit or after the last, try another point.
     data = tmp_path / "resumed"
@@ -105,13 +105,13 @@ def test_sigkill_then_resume_matches_clean_ingest(tmp_path: Path) -> None:
 
     resumed = RagService(make_settings(data))
     want, got = snapshot(ref), snapshot(resumed)
-    assert resumed.store.count() == len(got) == len(want)  # no duplicate chunk
+    assert resumed._store.count() == len(got) == len(want)  # no duplicate chunk
     assert set(got) == set(want)  # no missing (or stray) chunk
     for cid, (doc, start, end, vec) in want.items():
         assert got[cid][:3] == (doc, start, end)
         assert float(got[cid][3] @ vec) > 0.99  # int8 dynamic quantisation varies a little with the batch
-    assert set(resumed.store.article_index()) == set(ref.store.article_index())
+    assert set(resumed._store.article_index()) == set(ref._store.article_index())
     # BM25 was rebuilt after the resumed run and covers exactly the stored chunks.
-    assert resumed.bm25.is_current()
-    meta = json.loads((resumed.bm25.directory / "meta.json").read_text())
+    assert resumed._bm25.is_current()
+    meta = json.loads((resumed._bm25.directory / "meta.json").read_text())
     assert sorted(meta["ids"]) == sorted(got)

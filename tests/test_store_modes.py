@@ -104,7 +104,7 @@ def test_ingest_ask_update_delete(mode: str, tmp_path: Path, request: pytest.Fix
     svc = RagService(settings_for(mode, tmp_path / "data", request))
     src = write_jsonl(tmp_path / "news.jsonl", ARTICLES)
     first = svc.ingest([CORPUS, src])
-    assert first.added == 3 and first.chunks_added == svc.store.count() > 0
+    assert first.added == 3 and first.chunks_added == svc.stats()["chunks"] > 0
 
     a = svc.ask("How long had the keepers tended the lighthouse lamp?")
     assert not a.refused
@@ -123,16 +123,16 @@ def test_ingest_ask_update_delete(mode: str, tmp_path: Path, request: pytest.Fix
     changed = [dict(ARTICLES[0], text=ARTICLES[0]["text"].replace("thirty-one", "forty-four")), ARTICLES[1]]
     upd = again.ingest([CORPUS, write_jsonl(src, changed)])
     assert upd.updated == 1 and upd.unchanged == 2
-    texts = [p.text for p in again.retriever.retrieve("keepers tended the lamp years", 5, method="bm25")]
+    texts = [p.text for p in again.retrieve("keepers tended the lamp years", 5, method="bm25")]
     assert any("forty-four" in t for t in texts) and not any("thirty-one" in t for t in texts)
-    assert again.store.count() == sum(
-        len(again.store.chunks.get(where={"article_id": aid})["ids"])
+    assert again.stats()["chunks"] == sum(
+        len(again._store.chunks.get(where={"article_id": aid})["ids"])
         for aid in ("lighthouse", "orchard", *_seed_ids(again))
     )
 
     assert again.delete_article("orchard") > 0
     assert again.get_article("orchard") is None
-    assert all(p.article_id != "orchard" for p in again.retriever.retrieve("pear orchards frost harvest", 5))
+    assert all(p.article_id != "orchard" for p in again.retrieve("pear orchards frost harvest", 5))
 
 
 def _seed_ids(svc: RagService) -> list[str]:
@@ -144,13 +144,13 @@ def test_two_app_instances_share_one_server(chroma_server: int, tmp_path: Path, 
     reader = RagService(settings_for("server", tmp_path / "b", request, collection=writer.settings.collection))
     writer.ingest([write_jsonl(tmp_path / "one.jsonl", ARTICLES[:1])])
     assert reader.ask("Who were the lighthouse keepers?").citations[0].article_id == "lighthouse"
-    before = reader.store.revision()
-    assert reader.bm25.is_current()
+    before = reader._store.revision()
+    assert reader._bm25.is_current()
 
     writer.ingest([write_jsonl(tmp_path / "two.jsonl", ARTICLES[1:])])
     # The reader sees the other instance's change: a new revision, so its BM25 cache is stale...
-    assert reader.store.revision() != before
-    assert not reader.bm25.is_current()
+    assert reader._store.revision() != before
+    assert not reader._bm25.is_current()
     # ...and the new article is searchable from it.
     a = reader.ask("What harvest does the pear cooperative expect?")
     assert any(c.article_id == "orchard" for c in a.citations)
@@ -211,8 +211,8 @@ def test_server_lost_mid_ingest_then_resumed(tmp_path: Path) -> None:
         report = svc.ingest([src])
         assert report.added + report.unchanged == len(records)
         assert report.unchanged >= 1  # the first batch was committed before the server went away
-        assert svc.store.article_count() == len(records)
-        assert svc.store.count() == len(records)  # one chunk each: no duplicate, none missing
+        assert svc.stats()["articles"] == len(records)
+        assert svc.stats()["chunks"] == len(records)  # one chunk each: no duplicate, none missing
     finally:
         stop(proc)
 

@@ -75,14 +75,14 @@ def news(tmp_path: Path) -> Path:
 
 def _cluster_of(svc: RagService) -> dict[str, tuple[str, int]]:
     """file name -> (its cluster's canonical file name, cluster size)."""
-    reg = svc.store.article_index()
+    reg = svc._store.article_index()
     name = {aid: str(m["url"]).rsplit("/", 1)[1] for aid, m in reg.items()}
     return {name[aid]: (name.get(str(m.get("dup_of")), "?"), int(m.get("dup_n") or 0)) for aid, m in reg.items()}
 
 
 def _names(svc: RagService) -> dict[str, str]:
     """article_id -> file name."""
-    return {aid: str(m["url"]).rsplit("/", 1)[1] for aid, m in svc.store.article_index().items()}
+    return {aid: str(m["url"]).rsplit("/", 1)[1] for aid, m in svc._store.article_index().items()}
 
 
 def test_signatures_see_copies_and_updates_not_the_same_topic() -> None:
@@ -133,7 +133,7 @@ def test_copies_take_one_slot_and_list_the_others(tmp_path: Path, news: Path) ->
     rest = wire - {"wire-ap"}
     new_head = ids["wire-wtop"][0]
     assert new_head in {"wire-wtop", "wire-kare"} and {ids[w] for w in rest} == {(new_head, 3)}
-    passages = svc.retriever.retrieve("Valdoria dock workers strike automation", k=5)
+    passages = svc.retrieve("Valdoria dock workers strike automation", k=5)
     assert len({name[p.article_id] for p in passages} & rest) == 1
     kept = next(p for p in passages if name[p.article_id] in rest)
     assert name[str(kept.metadata["dup_of"])] == new_head
@@ -143,7 +143,7 @@ def test_copies_take_one_slot_and_list_the_others(tmp_path: Path, news: Path) ->
 def test_collapsing_off_lets_copies_take_several_slots(tmp_path: Path, news: Path) -> None:
     svc = RagService(make_settings(tmp_path / "data", collapse_duplicates=False))
     svc.ingest([news])
-    passages = svc.retriever.retrieve("Why did the dock workers at the Port of Valdoria strike?", k=5)
+    passages = svc.retrieve("Why did the dock workers at the Port of Valdoria strike?", k=5)
     name = _names(svc)
     # (not all four: MMR already drops near-identical chunks)
     assert len({name[p.article_id] for p in passages if "wire" in name[p.article_id]}) >= 2
@@ -154,19 +154,19 @@ def test_schema_version_newer_index_is_refused_older_one_upgraded(tmp_path: Path
     settings = make_settings(tmp_path / "data")
     svc = RagService(settings)
     svc.ingest([news])
-    assert svc.store.schema_version == SCHEMA_VERSION
+    assert svc.stats()["schema_version"] == SCHEMA_VERSION
     assert svc.doctor().schema_version == SCHEMA_VERSION
 
     # an index stored before clusters: no signatures, no dup_of, schema 1 -> not collapsed, never wrong
-    store = svc.store
+    store = svc._store
     ids = list(store.article_index())
     store.set_article_fields({a: {"minhash": None, "dup_of": None, "dup_n": None} for a in ids})
     store.set_clusters({a: {"dup_of": None, "dup_n": None} for a in ids})
     store.set_schema_version(1)
     svc.close()
     old = RagService(settings)
-    passages = old.retriever.retrieve("Why did the dock workers at the Port of Valdoria strike?", k=5)
-    assert old.store.schema_version == 1
+    passages = old.retrieve("Why did the dock workers at the Port of Valdoria strike?", k=5)
+    assert old._store.schema_version == 1
     name = _names(old)
     assert len({name[p.article_id] for p in passages if "wire" in name[p.article_id]}) >= 2
     doc = old.doctor()
@@ -174,12 +174,12 @@ def test_schema_version_newer_index_is_refused_older_one_upgraded(tmp_path: Path
     report = old.ingest([news])  # nothing to embed: clusters come from the stored text
     assert report.chunks_added == 0 and report.syndication["upgraded"] == 1
     assert report.syndication["signed"] == 5 and report.syndication["clusters"] == 1
-    assert old.store.schema_version == SCHEMA_VERSION and old.doctor().healthy
-    passages = old.retriever.retrieve("Why did the dock workers at the Port of Valdoria strike?", k=5)
+    assert old._store.schema_version == SCHEMA_VERSION and old.doctor().healthy
+    passages = old.retrieve("Why did the dock workers at the Port of Valdoria strike?", k=5)
     assert len({name[p.article_id] for p in passages if "wire" in name[p.article_id]}) == 1
 
     # an index from a newer version: one clear line, not silently worse results
-    old.store.set_schema_version(SCHEMA_VERSION + 1)
+    old._store.set_schema_version(SCHEMA_VERSION + 1)
     old.close()
     newer = RagService(settings)
     with pytest.raises(RagIndexError, match="built by a newer version"):

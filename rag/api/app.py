@@ -38,9 +38,7 @@ def warm_up(svc: RagService) -> None:
     Raises RagError when the index cannot be opened (e.g. another process owns the data dir);
     an empty index is not an error here: /readyz says so until `rag ingest` has run.
     """
-    svc.stats()
-    svc.resolve_mode(None)  # builds the chain: retriever, BM25, answerers
-    svc.embedder.embed_query("warm up")
+    svc.warm_up()
 
 
 def _sse(event: str, data: Any) -> str:

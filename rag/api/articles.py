@@ -121,8 +121,8 @@ def ingest_uploads(svc: RagService, items: list[tuple[str, bytes]], replace: boo
         report = svc.ingest([path])  # the article records are written last: readers never see half of it
         where = str(path.resolve())
         arts = [
-            _public(svc, {"article_id": aid, **meta})
-            for aid, meta in svc.store.article_index().items()
+            _public(svc, meta)
+            for meta in svc.list_articles()
             if str(Path(str(meta.get("source_path", "") or "/")).resolve()) == where
         ]
         entry: dict[str, Any] = {

@@ -27,9 +27,8 @@ class IndexCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("rag_index_up", "1 when the index could be read at this scrape")
         try:
-            store = self.svc.store
-            exists = store.exists()
-            articles, chunks = (store.article_count(), store.count()) if exists else (0, 0)
+            stats = self.svc.stats()
+            articles, chunks = int(stats["articles"]), int(stats["chunks"])
         except RagError as exc:
             log.warning("metrics: the index cannot be read (%s)", exc.user_message)
             up.add_metric([], 0)

@@ -1,0 +1,272 @@
+"""BM25 over every chunk (bm25s): persisted under the data dir, keyed by the store's revision, with a delta
+segment for small changes (rag.bm25delta) and date masks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from rag.bm25delta import Delta
+from rag.dates import UNDATED_DAY, day_number, from_day_number
+from rag.store import ChromaStore
+from rag.text import terms
+from rag.types import DateFilter
+
+log = logging.getLogger(__name__)
+
+IDF_PRIOR_CHUNKS = 1000  # pseudo-chunks of the IDF prior (see BM25Index.idf)
+IDF_PRIOR_DF = 0.01  # the prior's document frequency of any term
+DELTA_MERGE_MIN = 2000  # a delta (added + deleted chunks) beyond max(this, DELTA_MERGE_FRACTION of the
+DELTA_MERGE_FRACTION = 0.05  # main segment) is merged: the whole index is rebuilt instead
+
+
+def _bm25s():  # type: ignore[no-untyped-def]
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
+    return bm25s
+
+
+class BM25Index:
+    """bm25s over every chunk, persisted under the data dir and keyed by the store's revision."""
+
+    def __init__(self, directory: Path, store: ChromaStore, recheck_seconds: float = 5.0) -> None:
+        self.directory = directory
+        self.store = store
+        self.recheck_seconds = recheck_seconds
+        self._lock = threading.Lock()
+        self._model: object | None = None
+        self._ids: list[str] = []
+        self._days = np.zeros(0, dtype=np.int32)  # published_day per chunk (0: undated), for date masks
+        self._df: dict[str, int] = {}
+        self._avgdl = 0.0
+        self._revision = ""
+        self._base = ""  # revision of the main segment loaded (the delta, if any, extends it)
+        self._main_loaded = False
+        self._delta: Delta | None = None
+        self._alive: np.ndarray | None = None  # 1.0 per main chunk still in the store, 0.0 masked (deleted)
+        self._pos: dict[str, int] | None = None
+        self._checked = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------
+    def _ensure(self) -> None:
+        now = time.monotonic()
+        if self._model is not None and now - self._checked < self.recheck_seconds:
+            return
+        with self._lock:
+            revision = self.store.revision()
+            self._checked = now
+            if self._model is not None and revision == self._revision:
+                return
+            if not self._load(revision):
+                self.rebuild(revision)
+
+    def _load(self, revision: str) -> bool:
+        bm25s = _bm25s()
+
+        meta_path = self.directory / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+            base = str(meta.get("revision"))
+            delta = None
+            if base != revision:  # the main segment plus a delta may describe this revision
+                delta = Delta.load(self.directory)
+                if delta is None or delta.base != base or delta.revision != revision:
+                    return False
+            if not (self._main_loaded and self._base == base):
+                self._main_loaded = False
+                self._ids = meta["ids"]
+                self._days = np.asarray(meta["days"], dtype=np.int32)  # an index saved before dates: rebuilt
+                self._df = meta["df"]
+                self._avgdl = float(meta.get("avgdl", 0.0))
+                self._model = (
+                    bm25s.BM25.load(str(self.directory / "index"), show_progress=False) if self._ids else None
+                )
+                self._base, self._main_loaded, self._pos = base, True, None
+            self._set_delta(delta)
+        except (OSError, ValueError, KeyError):
+            self._main_loaded = False
+            return False
+        except Exception as exc:  # a truncated or damaged array file (EOFError, zipfile/pickle errors): rebuild
+            log.warning("BM25 index in %s is damaged (%s: %s); rebuilding it", self.directory,
+                        exc.__class__.__name__, exc)
+            self._model = None
+            self._main_loaded = False
+            return False
+        self._revision = revision
+        return True
+
+    def loads_current(self) -> bool:
+        """Whether the persisted index loads and matches the store's revision (read from disk, no rebuild)."""
+        with self._lock:
+            self._model = None
+            self._main_loaded = False
+            return self._load(self.store.revision())
+
+    def size(self) -> int:
+        """Chunks in the loaded index (main segment without its masked chunks, plus the delta)."""
+        if self._delta is None:
+            return len(self._ids)
+        return len(self._ids) - len(self._delta.deleted) + len(self._delta.ids)
+
+    def _set_delta(self, delta: Delta | None) -> None:
+        self._delta = delta
+        self._alive = None
+        if delta is not None and delta.deleted:
+            if self._pos is None:
+                self._pos = {cid: i for i, cid in enumerate(self._ids)}
+            alive = np.ones(len(self._ids), dtype=np.float32)
+            for cid in delta.deleted:
+                if (i := self._pos.get(cid)) is not None:
+                    alive[i] = 0.0
+            self._alive = alive
+
+    def update(self, before: str | None, article_ids: set[str]) -> None:
+        """After a change to these articles, bring the index to the store's revision: a small change goes
+        to the delta segment (added chunks, deleted ones masked), a large one (or an index that did not
+        describe the store at revision `before`) rebuilds the whole index, merging the delta."""
+        with self._lock:
+            revision = self.store.revision()
+            if before is None or not self._load(before):
+                self.rebuild(revision)
+                return
+            old = self._delta or Delta(self._base, before)
+            keep = [i for i, cid in enumerate(old.ids) if _article_of(cid) not in article_ids]
+            deleted = set(old.deleted) | {cid for cid in self._ids if _article_of(cid) in article_ids}
+            ids, docs = self.store.chunk_texts_of(sorted(article_ids))
+            day_of = {aid: day_number(a.published) for aid in article_ids if (a := self.store.get_article(aid))}
+            delta = Delta(
+                self._base,
+                revision,
+                [old.ids[i] for i in keep] + ids,
+                [old.rows[i] for i in keep] + [terms(d) for d in docs],
+                [old.days[i] for i in keep] + [day_of.get(_article_of(c), UNDATED_DAY) for c in ids],
+                sorted(deleted),
+            )
+            if len(delta.ids) + len(delta.deleted) > max(DELTA_MERGE_MIN, DELTA_MERGE_FRACTION * len(self._ids)):
+                self.rebuild(revision)
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
+            delta.save(self.directory)
+            self._set_delta(delta)
+            self._revision, self._checked = revision, time.monotonic()
+            log.info("BM25 delta: %d chunks added, %d masked", len(delta.ids), len(delta.deleted))
+
+    def is_current(self) -> bool:
+        """Whether the persisted index matches the store's revision (no rebuild needed)."""
+        try:
+            meta = json.loads((self.directory / "meta.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(meta.get("revision") == self.store.revision())
+
+    def rebuild(self, revision: str | None = None) -> None:
+        """Tokenise every chunk in the store and persist a new index."""
+        bm25s = _bm25s()
+
+        revision = revision if revision is not None else self.store.revision()
+        # Tokens become vocabulary ids batch by batch: a repeated id is one shared int object, so
+        # memory grows by a pointer per token instead of a string per token.
+        ids: list[str] = []
+        vocab: dict[str, int] = {}
+        corpus: list[list[int]] = []
+        doc_freq: list[int] = []
+        for batch_ids, docs in self.store.iter_chunk_texts():
+            ids.extend(batch_ids)
+            for d in docs:
+                row = [vocab.setdefault(t, len(vocab)) for t in terms(d)]
+                corpus.append(row)
+                doc_freq.extend([0] * (len(vocab) - len(doc_freq)))
+                for t in set(row):
+                    doc_freq[t] += 1
+        df = {term: doc_freq[i] for term, i in vocab.items()}
+        avgdl = sum(len(r) for r in corpus) / len(corpus) if corpus else 0.0
+        registry = self.store.article_index()
+        article_days = {aid: int(m.get("published_day", UNDATED_DAY) or 0) for aid, m in registry.items()}
+        # chunk ids are "<article_id>:<hash>:<index>" (rag.chunking)
+        days = [article_days.get(cid.rsplit(":", 2)[0], UNDATED_DAY) for cid in ids]
+        model = None
+        tmp = self.directory.with_name(self.directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+        if ids:
+            model = bm25s.BM25()
+            model.index((corpus, vocab), show_progress=False)
+            model.save(str(tmp / "index"), show_progress=False)
+        (tmp / "meta.json").write_text(
+            json.dumps({"revision": revision, "ids": ids, "df": df, "days": days, "avgdl": avgdl})
+        )
+        shutil.rmtree(self.directory, ignore_errors=True)
+        tmp.rename(self.directory)
+        self._model, self._ids, self._df, self._revision = model, ids, df, revision
+        self._days = np.asarray(days, dtype=np.int32)
+        self._avgdl, self._base, self._main_loaded, self._pos = avgdl, revision, True, None
+        self._set_delta(None)
+        self._checked = time.monotonic()
+        log.info("BM25 index rebuilt: %d chunks", len(ids))
+
+    # -- queries ----------------------------------------------------------------------
+    def idf(self, term: str) -> float:
+        """Term weight for the answerer, smoothed toward a prior so a tiny corpus gives sane weights.
+
+        The prior is IDF_PRIOR_CHUNKS pseudo-chunks in which every term has document frequency
+        IDF_PRIOR_DF: with one article (a handful of chunks) a word in every chunk is not treated as
+        worthless, nor a word in none as decisive; at thousands of chunks the corpus dominates.
+        """
+        self._ensure()
+        n = self.size() + IDF_PRIOR_CHUNKS
+        extra = self._delta.df.get(term, 0) if self._delta is not None else 0
+        df = self._df.get(term, 0) + extra + IDF_PRIOR_CHUNKS * IDF_PRIOR_DF
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def newest_day(self, upto: date) -> date | None:
+        """The newest publication day among the indexed chunks on or before `upto` (None if none is dated)."""
+        self._ensure()
+        limit = day_number(upto)
+        all_days = self._days if self._delta is None else np.concatenate([self._days, self._delta.days])
+        days = all_days[(all_days > UNDATED_DAY) & (all_days <= limit)]
+        return from_day_number(int(days.max())) if days.size else None
+
+    def search(self, query: str, n: int, dates: DateFilter | None = None) -> list[tuple[str, float]]:
+        """Top-n chunk ids by BM25; with dates, chunks outside the filter are masked out (same rule as Chroma's)."""
+        self._ensure()
+        model, delta = self._model, self._delta
+        words = terms(query)
+        q = [t for t in words if t in self._df]
+        lo = hi = 0
+        if dates is not None and dates.active:
+            lo = day_number(dates.since) if dates.since is not None else UNDATED_DAY + 1
+            hi = day_number(dates.upper) if dates.upper is not None else int(np.iinfo(np.int32).max)
+        hits: list[tuple[str, float]] = []
+        if model is not None and q:
+            mask = self._alive
+            if lo:
+                in_range = ((self._days >= lo) & (self._days <= hi)).astype(np.float32)
+                mask = in_range if mask is None else mask * in_range
+            if mask is None or mask.any():
+                docs, scores = model.retrieve(  # type: ignore[attr-defined]
+                    [q], k=min(n, len(self._ids)), show_progress=False, weight_mask=mask
+                )
+                hits = [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        if delta is not None and delta.ids:
+            scores = delta.scores(words, max(1, self.size()), self._df, self._avgdl)
+            if lo:
+                days = np.asarray(delta.days, dtype=np.int64)
+                scores[(days < lo) | (days > hi)] = 0.0
+            top = np.argsort(-scores)[:n]
+            hits += [(delta.ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
+            hits.sort(key=lambda h: -h[1])
+        return hits[:n]
+
+
+def _article_of(chunk_id: str) -> str:
+    """The article of a chunk id ("<article_id>:<hash>:<index>", rag.chunking)."""
+    return chunk_id.rsplit(":", 2)[0]

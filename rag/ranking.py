@@ -1,0 +1,136 @@
+"""Ranking: how the hybrid retriever's candidates are fused and picked (RRF, sentence max-sim, article
+aggregation, BM25 feedback terms, MMR). Pure functions over passages and vectors; no store, no model."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.text import terms
+from rag.types import Passage
+
+RRF_K = 60  # the constant of Cormack, Clarke and Buettcher (SIGIR 2009), used as published
+# Hand-set in the first version and kept because the golden eval and the retrieval benchmark hold with them;
+# the retrieval ablation (docs/benchmarks.md, `python -m evals.ablate`) measures the alternatives.
+MMR_LAMBDA = 0.85  # mostly relevance, a little diversity: diversity was seen to cost recall
+DUPLICATE_COSINE = 0.97  # two chunks this close are the same text (a syndicated copy): never both returned
+POOL_MIN = 10  # MMR picks k of the best max(pool_factor * k, POOL_MIN) fused candidates
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The retriever's tunables. Defaults are what ships; each field is one row of the ablation table.
+
+    candidates: passages each retriever returns before fusion; rrf_k, w_dense, w_bm25: reciprocal rank
+    fusion; w_sentence: weight of a third ranked list, the passages ordered by their best sentence's cosine
+    to the question (max-sim over the sentence vectors stored at ingest, no model call); w_article: share
+    of the fused scores of the same article's other candidates added to a passage; prf_terms / prf_docs:
+    BM25 pseudo-relevance feedback (that many expansion terms from the top BM25 passages, 0 = off);
+    pool_factor, pool_min: the MMR pool; mmr_lambda: 1.0 = no diversity.
+    """
+
+    candidates: int = 30
+    rrf_k: int = RRF_K
+    w_dense: float = 1.0
+    w_bm25: float = 1.0
+    w_sentence: float = 0.0
+    w_article: float = 0.0
+    prf_terms: int = 0
+    prf_docs: int = 3
+    pool_factor: int = 2
+    pool_min: int = POOL_MIN
+    mmr_lambda: float = MMR_LAMBDA
+    duplicate_cosine: float = DUPLICATE_COSINE
+
+    def pool_size(self, k: int) -> int:
+        return max(self.pool_factor * k, self.pool_min)
+
+
+def rrf_score(ranks: Iterable[int | None], k: int = RRF_K, weights: Sequence[float] | None = None) -> float:
+    """Reciprocal rank fusion: the sum of w / (k + rank + 1) over the retrievers that found the item
+    (ranks from 0; None where a retriever did not return it; weights default to 1)."""
+    ranks = list(ranks)
+    ws = list(weights) if weights is not None else [1.0] * len(ranks)
+    return sum(w / (k + r + 1) for r, w in zip(ranks, ws, strict=True) if r is not None)
+
+
+def sentence_maxsim(p: Passage, qvec: np.ndarray) -> float:
+    """The best cosine between the question and one of the passage's stored sentence vectors (late
+    interaction at sentence grain); the chunk's own cosine when it has none."""
+    svecs = p.sentence_vectors
+    if svecs is not None and len(svecs):
+        return float(np.max(np.asarray(svecs) @ qvec))
+    return float(p.dense_score or 0.0)
+
+
+def fuse(pool: list[Passage], qvec: np.ndarray, r: Ranking) -> None:
+    """Set each passage's fused score in place: weighted RRF over dense, BM25 and (when weighted) sentence
+    max-sim ranks, then (when weighted) a share of the same article's other candidates' scores."""
+    sentence_rank: dict[str, int] = {}
+    if r.w_sentence:
+        ordered = sorted(pool, key=lambda p: -sentence_maxsim(p, qvec))
+        sentence_rank = {p.chunk_id: i for i, p in enumerate(ordered)}
+    for p in pool:
+        p.score = rrf_score(
+            (p.dense_rank, p.bm25_rank, sentence_rank.get(p.chunk_id)),
+            r.rrf_k,
+            (r.w_dense, r.w_bm25, r.w_sentence),
+        )
+    if r.w_article:
+        per_article: dict[str, float] = {}
+        for p in pool:
+            per_article[p.article_id] = per_article.get(p.article_id, 0.0) + p.score
+        for p in pool:
+            p.score += r.w_article * (per_article[p.article_id] - p.score)
+
+
+def feedback_terms(
+    query: str, texts: Sequence[str], idf: Callable[[str], float], n: int
+) -> list[str]:
+    """Pseudo-relevance feedback: the n terms (not in the query) with the highest summed tf x idf over the
+    top BM25 passages' texts."""
+    own = set(terms(query))
+    weight: dict[str, float] = {}
+    for text in texts:
+        for t, tf in Counter(terms(text)).items():
+            if t not in own and len(t) > 2 and not t.isdigit():
+                weight[t] = weight.get(t, 0.0) + tf * idf(t)
+    return sorted(weight, key=lambda t: -weight[t])[:n]
+
+
+def mmr(
+    pool: list[Passage], vectors: dict[str, np.ndarray], k: int, lam: float = MMR_LAMBDA,
+    duplicate_cosine: float = DUPLICATE_COSINE,
+) -> list[Passage]:
+    """Maximal marginal relevance over a pool sorted by fused score: each pick maximises
+    lam * (score, min-max normalised over the pool) - (1 - lam) * (max cosine to the picks so far);
+    a passage at duplicate_cosine or closer to a pick is never chosen."""
+    if not pool:
+        return []
+    hi, lo = pool[0].score, pool[-1].score
+    span = (hi - lo) or 1.0
+    chosen: list[Passage] = []
+    rest = list(pool)
+    while rest and len(chosen) < k:
+        best, best_val = None, -math.inf
+        for p in rest:
+            v = vectors.get(p.chunk_id)
+            sim = (
+                max((float(v @ vectors[c.chunk_id]) for c in chosen if c.chunk_id in vectors), default=0.0)
+                if v is not None
+                else 0.0
+            )
+            if sim >= duplicate_cosine:
+                continue
+            val = lam * (p.score - lo) / span - (1 - lam) * sim
+            if val > best_val:
+                best, best_val = p, val
+        if best is None:
+            break
+        chosen.append(best)
+        rest.remove(best)
+    return chosen
