@@ -116,6 +116,12 @@ bench-api: install
 bench-scale: install
 	$(PY) -m evals.bench_scale $(if $(STOP_AT),--stop-at $(STOP_AT))
 
+# The retrieval ablation (one row per rag.Ranking change, H1 dev and test recall@5) on the index that
+# `make bench-scale` grew (at whatever tier it holds). Run alone on an idle machine.
+.PHONY: ablate
+ablate: install
+	$(PY) -m evals.ablate $(ABLATE_ARGS)
+
 clean:
 	rm -rf $(VENV) .venv-lock .rag
 

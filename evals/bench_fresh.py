@@ -2,8 +2,11 @@
 already-serving process, both on one Chroma server (the only way two processes share an index).
 
     python -m evals.bench_fresh --index $RAG_DATA_DIR/evals/index-realtimeqa-500 [--write]
+    python -m evals.bench_fresh --index .rag/bench-scale --collection articles --skip 5376 [--write]
 
-The index (a `rag eval retrieval` data dir) is copied, never changed. Figures are printed and, with --write,
+The index (a `rag eval retrieval` or `make bench-scale` data dir) is copied, never changed. When the copy
+already holds the new articles (the 5,386-article index holds them all), they are deleted from it first,
+through the same server, so the ingest re-adds them. Figures are printed and, with --write,
 written to docs/benchmarks.md; nothing is asserted.
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from evals.bench_scale import git_commit
 from evals.benchutil import cpu_note, write_section
 from evals.realtimeqa import ARTICLES
 from evals.retrieval import COLLECTION
@@ -52,7 +56,7 @@ def _chroma(path: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("chroma run did not start")
 
 
-def run(index: Path, datasets: Path, skip: int) -> dict[str, float | int | str]:
+def run(index: Path, datasets: Path, skip: int, collection: str = COLLECTION) -> dict[str, float | int | str]:
     with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp_s:
         tmp = Path(tmp_s)
         shutil.copytree(index / "chroma", tmp / "chroma")
@@ -71,12 +75,15 @@ def run(index: Path, datasets: Path, skip: int) -> dict[str, float | int | str]:
         try:
             env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
             env.update(RAG_CHROMA_HOST="127.0.0.1", RAG_CHROMA_PORT=str(port), RAG_DATA_DIR=str(tmp / "data"),
-                       RAG_COLLECTION=COLLECTION)
+                       RAG_COLLECTION=collection)
             settings = Settings(chroma_host="127.0.0.1", chroma_port=port, data_dir=tmp / "data",
-                                collection=COLLECTION, _env_file=None)  # type: ignore[call-arg]
+                                collection=collection, _env_file=None)  # type: ignore[call-arg]
             svc = RagService(settings)
             question = str(recs[0]["title"])
             new_ids = {str(r["id"]) for r in recs}
+            held = {str(a["article_id"]) for a in svc.list_articles()} & new_ids
+            for aid in sorted(held):  # the index already has them: taken out first, so the ingest adds them
+                svc.delete_article(aid)
             svc.ask("warm up the serving process")
             chunks_before = svc.stats()["chunks"]
             ingest = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(new), "-q", "--json"], env=env,
@@ -97,7 +104,7 @@ def run(index: Path, datasets: Path, skip: int) -> dict[str, float | int | str]:
                 if bm25_found is None and any(p.article_id in new_ids for p in hits):
                     bm25_found = now
                 time.sleep(0.1)
-            delta = (tmp / "data" / "bm25" / COLLECTION / "delta.json").exists() or (
+            delta = (tmp / "data" / "bm25" / collection / "delta.json").exists() or (
                 tmp / "data" / "bm25" / "delta.json").exists()
             return {"chunks_before": int(chunks_before), "chunks_after": int(svc.stats()["chunks"]),
                     "question": question, "answered_s": -1.0 if answered is None else round(answered, 2),
@@ -111,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--index", required=True, help="data dir of a `rag eval retrieval` index (copied)")
     p.add_argument("--skip", type=int, default=500, help="the new articles are those after the first N")
+    p.add_argument("--collection", default=COLLECTION, help="its collection (make bench-scale: articles)")
     p.add_argument("--write", action="store_true", help="write the figures to docs/benchmarks.md")
     args = p.parse_args(argv)
-    res = run(Path(args.index), Settings().datasets_dir, args.skip)  # type: ignore[call-arg]
+    res = run(Path(args.index), Settings().datasets_dir, args.skip, args.collection)  # type: ignore[call-arg]
     print(json.dumps(res))
     if args.write:
         write_section("fresh", (
@@ -124,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             f"process exited: in the top 5 after {res['answered_s']} s "
             f"(dense search sees Chroma at once), found by BM25 after {res['bm25_s']} s (the serving process "
             "rechecks the index revision every 5 s, then loads the ingest's delta segment, not a rebuild). "
-            f"Delta written: {res['delta_written']}. One run; {cpu_note()}.\n"
+            f"Delta written: {res['delta_written']}. One run of commit {git_commit()}; {cpu_note()}.\n"
         ))
     return 0
 

@@ -147,7 +147,7 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
         res = run_retrieval(Path(args.realtimeqa), settings, Path(args.questions) if args.questions else None,
                             args.articles, Path(args.index) if args.index else None, args.k,
                             progress=lambda msg: status.update(msg), as_of_question_date=args.as_of_question_date,
-                            split=args.split)
+                            split=args.split, collection=args.collection)
     res["seconds"] = round(time.perf_counter() - t, 1)
     if args.json:
         print(json.dumps(res))
@@ -201,6 +201,8 @@ def register(subparsers: Any) -> None:
     r.add_argument("--questions", help="questions file (default: the folder's questions-2025H1.jsonl)")
     r.add_argument("--articles", type=int, help="index only the first N articles")
     r.add_argument("--index", help="data dir of the index (reused when it exists)")
+    r.add_argument("--collection", default="realtimeqa",
+                   help="its collection (default realtimeqa; an index made by make bench-scale: articles)")
     r.add_argument("-k", type=int, default=5)
     r.add_argument("--split", choices=["dev", "test", "all"], default="all",
                    help="questions by quiz date: dev = January-March, test = April-June (tune on dev only)")

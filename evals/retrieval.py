@@ -43,7 +43,7 @@ def split_of(q: RtqaQuestion) -> str:
 def run_retrieval(
     realtimeqa_dir: Path, settings: Settings, questions_file: Path | None = None, articles: int | None = None,
     index_dir: Path | None = None, k: int = 5, progress: Callable[[str], None] | None = None,
-    as_of_question_date: bool = False, split: str = "all",
+    as_of_question_date: bool = False, split: str = "all", collection: str = COLLECTION,
 ) -> dict[str, Any]:
     """Index the first N articles (reused when already there), then ask every eligible question three ways.
 
@@ -56,7 +56,7 @@ def run_retrieval(
         raise ConfigError(f"RealTime QA files not found in {realtimeqa_dir} - pass --realtimeqa DIR holding "
                           f"{Path(ARTICLES).name} and {Path(QUESTIONS).name}.")
     data_dir = index_dir or settings.evals_dir / f"index-realtimeqa-{articles or 'all'}"
-    svc = RagService(settings.model_copy(update={"data_dir": data_dir, "collection": COLLECTION}))
+    svc = RagService(settings.model_copy(update={"data_dir": data_dir, "collection": collection}))
     t0 = time.perf_counter()
     report = svc.ingest([src], limit=articles)
     index_s = time.perf_counter() - t0

@@ -116,7 +116,7 @@ class RagChain:
         yield "step", ("retrieve", prepared.timings_ms["retrieve"])
         t = time.perf_counter()
         if self.refused(prepared):
-            refusal = f"{gate.REFUSAL_TEXT} {req.refusal_note}" if req.refusal_note else gate.REFUSAL_TEXT
+            refusal = gate.refusal_text(req.refusal_note)
             final = Answer(
                 question=req.question,
                 standalone_question=prepared.standalone_question,

@@ -92,3 +92,8 @@ def relevance(cands: list[Candidate], passages: list[Passage], cal: Calibration)
     best = max((cal.gate_w_semantic * c.semantic + cal.gate_w_lexical * c.lexical for c in cands), default=0.0)
     top_dense = max((p.dense_score or 0.0 for p in passages), default=0.0)
     return best + cal.gate_w_dense * top_dense
+
+
+def refusal_text(note: str = "") -> str:
+    """The refusal, with what a date filter left when there is one (e.g. "Only 3 of the 40 articles are ...")."""
+    return f"{REFUSAL_TEXT} {note}" if note else REFUSAL_TEXT

@@ -19,7 +19,7 @@ from rag.condense import condense as offline_condense
 from rag.condense import is_followup
 from rag.config import Settings
 from rag.errors import AnswerFormatError, ConfigError, ModelError
-from rag.gate import REFUSAL_TEXT
+from rag.gate import REFUSAL_TEXT, refusal_text
 from rag.stages import Prepared
 from rag.text import terms
 from rag.types import Answer, Passage, Turn
@@ -326,7 +326,8 @@ class LLMAnswerer:
         }
         drafts = split_cited(raw, len(passages))
         if is_refusal(raw) and not any(d.passages for d in drafts if not is_refusal(d.text)):
-            return Answer(answer=REFUSAL_TEXT, refused=True, **base)  # type: ignore[arg-type]
+            # the model's own refusal says what a date filter left, as the gate's does
+            return Answer(answer=refusal_text(prepared.request.refusal_note), refused=True, **base)  # type: ignore[arg-type]
         t = time.perf_counter()
         checked = verify(drafts, passages, renumber, self.judge)
         verify_ms = (time.perf_counter() - t) * 1000
