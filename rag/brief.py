@@ -23,6 +23,8 @@ _BROAD = re.compile(
 )
 _AUTHOR_Q = re.compile(r"\bwho (wrote|authored|reported|is the author)\b|\bauthor of\b|\bbyline\b", re.IGNORECASE)
 _PUBLISHED_Q = re.compile(r"\bwhen was\b.*\b(published|written|posted|released)\b|\bpublication date\b", re.IGNORECASE)
+_PLACE_Q = re.compile(r"\bwhere (was|is|were) (it|this|that|the (article|story|report|piece))\b.*"
+                      r"\b(published|reported|written|filed|datelined|from)\b|\bdateline\b", re.IGNORECASE)
 _SOURCE_Q = re.compile(r"\b(which|what) (outlet|publication|newspaper|site|website|source|news organi[sz]ation)\b",
                        re.IGNORECASE)
 
@@ -33,8 +35,10 @@ def is_broad(question: str) -> bool:
 
 
 def metadata_field(question: str) -> str | None:
-    """The article metadata a question asks for: author, published or source (None for other questions)."""
-    for field_name, pattern in (("author", _AUTHOR_Q), ("published", _PUBLISHED_Q), ("source", _SOURCE_Q)):
+    """The article metadata a question asks for: author, published, place or source (None for other questions)."""
+    for field_name, pattern in (
+        ("author", _AUTHOR_Q), ("published", _PUBLISHED_Q), ("place", _PLACE_Q), ("source", _SOURCE_Q)
+    ):
         if pattern.search(question):
             return field_name
     return None
@@ -148,7 +152,7 @@ def compose(chosen: list[Candidate], newest_first: bool) -> Brief:
 def metadata_answer(field_name: str, cands: list[Candidate]) -> Brief | None:
     """Who wrote / when / where published, from the best-matching article's metadata (None when unknown).
 
-    The citation quotes the byline span when a retrieved passage holds one; a fact known only from
+    The citation quotes the byline (or dateline) span when a retrieved passage holds one; a fact known only from
     metadata is cited with an empty quote and `field` naming the metadata field, never with invented text.
     """
     if not cands:
@@ -163,10 +167,11 @@ def metadata_answer(field_name: str, cands: list[Candidate]) -> Brief | None:
         "author": f"“{title}” was written by {value}.",
         "published": f"“{title}” was published on {value}.",
         "source": f"“{title}” was published by {value}.",
+        "place": f"“{title}” was reported from {value}.",
     }[field_name]
     cit = make_citation(1, p, p.start, p.start)
     cit.quote, cit.start, cit.end, cit.field = "", 0, 0, field_name
-    if field_name == "author":
+    if field_name in ("author", "place"):
         for q in [c for c in cands if c.passage.article_id == p.article_id]:
             for s, e in q.passage.sentences:
                 span = q.passage.text[s - q.passage.start : e - q.passage.start]

@@ -14,7 +14,9 @@ from rag.dates import day_number
 from rag.syndication import signature
 from rag.types import Article, Chunk, Passage
 
-ARTICLE_FIELDS = ("title", "title_derived", "source", "published", "url", "author", "source_path", "content_hash")
+ARTICLE_FIELDS = (
+    "title", "title_derived", "source", "published", "url", "author", "place", "source_path", "content_hash"
+)
 
 
 def pack(vecs: np.ndarray) -> str:

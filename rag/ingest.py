@@ -29,7 +29,12 @@ _BYLINE = re.compile(r"^\s*by\s+([^,\n]{3,80})(?:,[^\n]*)?$", re.IGNORECASE)
 _BIO = re.compile(r"^([A-Z][\w.'-]+(?: [A-Z][\w.'-]+){1,3}) (?:is an? [\w ,-]{0,60}(?:reporter|correspondent|writer|"
                   r"editor|columnist|journalist)\b[^.]{0,40}\b(?:for|at|with) [A-Z]"
                   r"|covers [\w ,&-]{3,80} (?:for|at) [A-Z])")
-_DATELINE = re.compile(r"^[A-Z][A-Z .,'-]{2,40}\(([^)]{2,60})\)\s*[–—-]\s*")
+# "BUDAPEST (Worthy News) –", "KYIV, Ukraine (AP) —", "WASHINGTON —": a place in capitals (a region may
+# follow), then the outlet in brackets and/or a dash, at the start of one of the first lines
+_DATELINE = re.compile(
+    r"^(?P<place>[A-Z][A-Z.'-]{2,}(?: [A-Z][A-Z.'-]+){0,3}(?:, [A-Z][\w.'-]+(?: [A-Z][\w.'-]+){0,2})?)\s*"
+    r"(?:\((?P<outlet>[^)]{2,60})\)\s*)?[–—-]\s+\S"
+)
 
 
 @dataclass
@@ -92,14 +97,16 @@ def derive_title(text: str) -> str:
 
 
 def _in_text_metadata(text: str) -> dict[str, str]:
-    """Byline author and dateline source, when the text itself states them."""
+    """Byline author, dateline place and source, when the text itself states them."""
     meta: dict[str, str] = {}
     lines = [ln.strip() for ln in text.split("\n") if ln.strip()][:3]
     for ln in lines:
         if "author" not in meta and (m := _BYLINE.match(ln)):
             meta["author"] = m.group(1).strip()
-        if "source" not in meta and (m := _DATELINE.match(ln)):
-            meta["source"] = m.group(1).strip()
+        if "place" not in meta and (m := _DATELINE.match(ln)):
+            meta["place"] = m.group("place").strip()
+            if m.group("outlet"):
+                meta["source"] = m.group("outlet").strip()
     if "author" not in meta:
         tail = [ln.strip() for ln in text.split("\n") if ln.strip()][-4:]
         names = [m.group(1) for ln in tail if (m := _BIO.match(ln))]
@@ -131,6 +138,7 @@ def make_article(article_id: str, text: str, meta: dict[str, Any], source_path: 
         published=day.isoformat() if day else "",
         url=url,
         author=str(author or found.get("author") or ""),
+        place=str(meta.get("place") or found.get("place") or ""),
         source_path=source_path,
         content_hash=content_hash(text),
         published_raw="" if raw_date is None else str(raw_date),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from rag.errors import ConfigError
+
 BOILERPLATE_FILE = Path(__file__).with_name("boilerplate.json")
 
 # The documented rule set (beside the lines learned from data in boilerplate.json). Each rule names a kind of
@@ -33,6 +35,12 @@ _PRONOUN = re.compile(r"^[\"“‘'(\s]*(he|she|it|they|this|these|those|his|her
 _UNNAMED_QUOTE = re.compile(r"^[\"“].*[\"”],? (he|she|they|it) (said|says|added|told|wrote|noted|continued)\b",
                             re.IGNORECASE | re.DOTALL)
 _BARE_QUOTE = re.compile(r"^[\"“][^\"“”]*[\"”]$", re.DOTALL)
+_OPENS_QUOTE = re.compile(r"^\s*[\"“]")
+# a quote attributed in the same sentence to a capitalised name: '"...," said Kaja Kallas.' or '"...," Kallas said.'
+_NAMED_SPEAKER = re.compile(
+    r"[\"”],?\s+(?:(?:said|says|added|told \w+|wrote|noted)\s+[A-Z]|(?:[A-Z][\w.'’-]+\s+){1,3}"
+    r"(?:said|says|added|told|wrote|noted)\b)"
+)
 _DIGITS = re.compile(r"\d+")
 
 
@@ -44,11 +52,16 @@ def line_key(text: str) -> str:
 
 @lru_cache(maxsize=4)
 def learned_lines(path: Path = BOILERPLATE_FILE) -> frozenset[str]:
-    """Lines repeated across unrelated stories of one site (python -m evals.learn_boilerplate); none if absent."""
+    """Lines repeated across unrelated stories of one site (python -m evals.learn_boilerplate).
+
+    The file ships with the package: a missing or unreadable one is an error, never an empty list."""
     try:
-        return frozenset(json.loads(path.read_text(encoding="utf-8"))["lines"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return frozenset()
+        return frozenset(str(x) for x in json.loads(path.read_text(encoding="utf-8"))["lines"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"The learned boilerplate lines {path} are missing or unreadable ({exc.__class__.__name__}) - restore "
+            "the file from git or relearn it: python -m evals.learn_boilerplate."
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -71,5 +84,9 @@ def quality(text: str, learned: frozenset[str] | None = None) -> Quality:
     stripped = text.strip()
     if not _TERMINAL.search(stripped) or len(stripped.split()) < 4:
         return Quality("heading")  # no full stop (a heading, a list line, a question, "...the following:")
+    # a quote whose speaker the sentence does not name ('"He's saying whatever he wants ..."', '"...," said
+    # one official') needs the sentence before it; when it names the speaker, a pronoun inside the quote is theirs
+    if _OPENS_QUOTE.match(stripped):
+        return Quality("", not _NAMED_SPEAKER.search(stripped))
     needs = bool(_PRONOUN.match(stripped) or _UNNAMED_QUOTE.match(stripped) or _BARE_QUOTE.match(stripped))
     return Quality("", needs)

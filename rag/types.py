@@ -52,6 +52,7 @@ class Article:
     published: str = ""  # ISO YYYY-MM-DD, or "" when the article states no (parseable) date
     url: str = ""
     author: str = ""
+    place: str = ""  # the dateline's place ("BUDAPEST", "KYIV, Ukraine"), when the text opens with one
     source_path: str = ""
     content_hash: str = ""
     published_raw: str = ""  # the date as the file wrote it (not stored): names an unparseable one

@@ -118,3 +118,24 @@ def test_corrupt_index_is_a_clear_error(tmp_path: Path) -> None:
         RagService(settings).ask("What does Russia want?")
     msg = exc.value.user_message
     assert "may be corrupt" in msg and str(settings.chroma_dir) in msg and "rag ingest" in msg
+
+
+@pytest.mark.parametrize(
+    ("question", "field", "value", "quoted"),
+    [
+        ("Who wrote the article about the European intelligence chiefs?", "author", "Stefan J. Bos",
+         "by Stefan J. Bos"),
+        ("Where was the article about the European intelligence chiefs reported from?", "place", "BUDAPEST",
+         "BUDAPEST (Worthy News)"),
+    ],
+)
+def test_byline_and_dateline_questions_are_answered_from_metadata(
+    corpus_service: RagService, question: str, field: str, value: str, quoted: str
+) -> None:
+    listed = corpus_service.list_articles()[0]
+    assert listed[field] == value, "parsed from the text at ingest"
+    a = corpus_service.ask(question)
+    assert not a.refused and value in a.answer
+    (c,) = a.citations
+    assert c.field == field and quoted in c.quote, "the citation opens the byline or dateline span"
+    check_citations(corpus_service, a)

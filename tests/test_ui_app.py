@@ -314,11 +314,11 @@ def test_upload_and_delete_change_the_library(monkeypatch: pytest.MonkeyPatch, t
 
 
 # -- evaluation -------------------------------------------------------------------------
-def _write_report(data_dir: Path) -> None:
-    latest = data_dir / "evals" / "latest"
+def _write_report(data_dir: Path, where: str = "latest", dataset: str = "golden") -> None:
+    latest = data_dir / "evals" / where
     latest.mkdir(parents=True)
     summary = {
-        "dataset": "golden",
+        "dataset": dataset,
         "mode": "extractive",
         "n": 3,
         "metrics": {
@@ -389,6 +389,21 @@ def test_evaluation_page_placeholder_then_report(monkeypatch: pytest.MonkeyPatch
     assert failing == ["g1 · factoid · dev"]
     assert "Who won?" in [t.value for t in at.text] and "Nobody won the match." in [t.value for t in at.text]
     assert any("key fact missing" in unescape_md(e.value) for e in at.error)
+
+
+def test_evaluation_page_shows_each_datasets_report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _env(monkeypatch, data)
+    _write_report(data)  # the latest run: golden
+    _write_report(data, "by-dataset/news", dataset="news")
+    _write_report(data, "by-dataset/golden")
+    at = AppTest.from_file(APP, default_timeout=90).run()
+    at.switch_page("views/evaluation.py").run()
+    assert not at.exception
+    picker = at.radio(key="eval_dataset")
+    assert list(picker.options) == ["latest run", "golden", "news"]
+    picker.set_value("news").run()
+    assert [m.value for m in at.metric if m.label == "Dataset"] == ["news"]
 
 
 def test_markdown_export_keeps_article_html_and_links_as_text() -> None:

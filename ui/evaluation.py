@@ -27,6 +27,14 @@ def report_dir(s: Settings) -> Path:
     return s.evals_dir / "latest"
 
 
+def dataset_dirs(s: Settings) -> dict[str, Path]:
+    """Each dataset's latest report (`rag eval --dataset NAME` keeps one under evals/by-dataset/NAME)."""
+    root = s.evals_dir / "by-dataset"
+    if not root.is_dir():
+        return {}
+    return {d.name: d for d in sorted(root.iterdir()) if (d / "summary.json").exists()}
+
+
 def load_report(directory: Path) -> Report | None:
     """summary.json and items.jsonl, or None when there is no report yet; bad lines are noted."""
     summary_path = directory / "summary.json"
@@ -135,6 +143,11 @@ def _failures(items: list[dict[str, Any]]) -> None:
 def page() -> None:
     st.title("Evaluation")
     directory = report_dir(settings())
+    datasets = dataset_dirs(settings())
+    if datasets:  # golden (the seed article) and news (many articles) side by side: pick one
+        choice = st.radio("Report", ["latest run", *datasets], horizontal=True, key="eval_dataset")
+        if choice in datasets:
+            directory = datasets[choice]
     report = load_report(directory)
     if report is None:
         st.info(
