@@ -31,12 +31,14 @@ SHIPPED = Ranking()
 # One change at a time against what ships; the name says what changed.
 VARIANTS: list[tuple[str, Ranking]] = [
     ("shipped", SHIPPED),
-    ("MMR off (lambda 1.0)", replace(SHIPPED, mmr_lambda=1.0)),
+    ("MMR lambda 0.85 (shipped before the ablation)", replace(SHIPPED, mmr_lambda=0.85)),
+    ("MMR lambda 0.95", replace(SHIPPED, mmr_lambda=0.95)),
     ("MMR lambda 0.7", replace(SHIPPED, mmr_lambda=0.7)),
     ("candidates 15 per retriever", replace(SHIPPED, candidates=15)),
     ("candidates 60 per retriever", replace(SHIPPED, candidates=60)),
     ("MMR pool 4k", replace(SHIPPED, pool_factor=4, pool_min=20)),
     ("RRF k 20", replace(SHIPPED, rrf_k=20)),
+    ("RRF weights dense 1.25 : BM25 1", replace(SHIPPED, w_dense=1.25)),
     ("RRF weights dense 1.5 : BM25 1", replace(SHIPPED, w_dense=1.5)),
     ("RRF weights dense 1 : BM25 1.5", replace(SHIPPED, w_bm25=1.5)),
     ("+ sentence max-sim list (w 1)", replace(SHIPPED, w_sentence=1.0)),
@@ -45,6 +47,7 @@ VARIANTS: list[tuple[str, Ranking]] = [
     ("+ article aggregation (0.1)", replace(SHIPPED, w_article=0.1)),
     ("+ BM25 feedback (5 terms, 3 docs)", replace(SHIPPED, prf_terms=5)),
     ("+ BM25 feedback (10 terms, 5 docs)", replace(SHIPPED, prf_terms=10, prf_docs=5)),
+    ("dense 1.5 + sentence max-sim 0.5", replace(SHIPPED, w_dense=1.5, w_sentence=0.5)),
 ]
 
 
