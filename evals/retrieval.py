@@ -12,8 +12,7 @@ from typing import Any, get_args
 
 from evals.realtimeqa import ARTICLES, QUESTIONS, RtqaQuestion, contains_answer, is_short, load_questions
 from evals.syndication import collapse_table
-from rag import ConfigError, Method, RagService, Settings, make_filter, parse_date
-from rag.dates import wants_recency
+from rag import ConfigError, Method, RagService, Settings, make_filter, parse_date, wants_recency
 
 METHODS: tuple[Method, ...] = get_args(Method)
 COLLECTION = "realtimeqa"

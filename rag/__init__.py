@@ -11,7 +11,7 @@ from __future__ import annotations
 from rag.calibration import Calibration
 from rag.chunking import Chunker
 from rag.config import Settings, get_settings
-from rag.dates import make_filter, parse_date
+from rag.dates import iso_date, make_filter, parse_date, wants_recency
 from rag.doctor import DoctorReport
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import (
@@ -33,8 +33,10 @@ from rag.retrieve import Method
 from rag.service import RagService
 from rag.syndication import also_line
 from rag.types import Answer, Article, Citation, DateFilter, Passage, Sentence, Turn
+from rag.uploads import ALLOWED_SUFFIXES, UploadRejected, save_upload, uploads_dir
 
 __all__ = [
+    "ALLOWED_SUFFIXES",
     "JUDGE_FEATURES",
     "Answer",
     "AnswerFormatError",
@@ -62,11 +64,16 @@ __all__ = [
     "Settings",
     "SupportJudge",
     "Turn",
+    "UploadRejected",
     "also_line",
     "count_articles",
     "get_settings",
+    "iso_date",
     "make_filter",
     "parse_date",
     "read_feedback",
     "record_feedback",
+    "save_upload",
+    "uploads_dir",
+    "wants_recency",
 ]

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from rag import Answer, Citation, Passage, RagService, also_line
-from rag.types import Sentence
+from rag import Answer, Citation, Passage, RagService, Sentence, also_line
 from ui.common import show_error
 from ui.conversation import Exchange
 from ui.render import has_marker, highlighted_html, md, quote_spans

@@ -9,11 +9,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from rag import IngestReport, RagService, Settings, count_articles
-from rag.dates import iso_date
-from rag.uploads import ALLOWED_SUFFIXES, UploadRejected
-from rag.uploads import save_upload as _save_upload
-from rag.uploads import uploads_dir as _uploads_dir
+from rag import ALLOWED_SUFFIXES, IngestReport, RagService, Settings, UploadRejected, count_articles, iso_date
+from rag import save_upload as _save_upload
+from rag import uploads_dir as _uploads_dir
 from ui.common import get_service, settings, show_error
 from ui.render import md
 
