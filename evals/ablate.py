@@ -31,7 +31,7 @@ SHIPPED = Ranking()
 # One change at a time against what ships; the name says what changed.
 VARIANTS: list[tuple[str, Ranking]] = [
     ("shipped", SHIPPED),
-    ("MMR lambda 0.85 (shipped before the ablation)", replace(SHIPPED, mmr_lambda=0.85)),
+    ("MMR lambda 0.85", replace(SHIPPED, mmr_lambda=0.85)),
     ("MMR lambda 0.95", replace(SHIPPED, mmr_lambda=0.95)),
     ("MMR lambda 0.7", replace(SHIPPED, mmr_lambda=0.7)),
     ("candidates 15 per retriever", replace(SHIPPED, candidates=15)),
@@ -41,13 +41,13 @@ VARIANTS: list[tuple[str, Ranking]] = [
     ("RRF weights dense 1.25 : BM25 1", replace(SHIPPED, w_dense=1.25)),
     ("RRF weights dense 1.5 : BM25 1", replace(SHIPPED, w_dense=1.5)),
     ("RRF weights dense 1 : BM25 1.5", replace(SHIPPED, w_bm25=1.5)),
-    ("+ sentence max-sim list (w 1)", replace(SHIPPED, w_sentence=1.0)),
-    ("+ sentence max-sim list (w 0.5)", replace(SHIPPED, w_sentence=0.5)),
+    ("sentence max-sim list off (shipped before the ablation)", replace(SHIPPED, w_sentence=0.0)),
+    ("sentence max-sim list weight 1", replace(SHIPPED, w_sentence=1.0)),
     ("+ article aggregation (0.3)", replace(SHIPPED, w_article=0.3)),
     ("+ article aggregation (0.1)", replace(SHIPPED, w_article=0.1)),
     ("+ BM25 feedback (5 terms, 3 docs)", replace(SHIPPED, prf_terms=5)),
     ("+ BM25 feedback (10 terms, 5 docs)", replace(SHIPPED, prf_terms=10, prf_docs=5)),
-    ("dense 1.5 + sentence max-sim 0.5", replace(SHIPPED, w_dense=1.5, w_sentence=0.5)),
+    ("before the ablation (MMR 0.85, no sentence list)", replace(SHIPPED, mmr_lambda=0.85, w_sentence=0.0)),
 ]
 
 

@@ -118,6 +118,8 @@ def measure(name: str, data_dir: Path, paths: list[Path], question: str) -> dict
     questions = [q for item in load_golden() for q in item.turns]
     retrieval = latencies_ms(lambda q: svc.retrieve(q, settings.top_k), questions)
     log(f"[{name}] cold `rag ask`")
+    svc.close()  # an embedded index has one owner: the `rag ask` processes below open it themselves
+    fresh.close()
     walls, child_rss, child_cpu = cold_ask(data_dir, question)
     return {
         "corpus": name, "articles": report.added, "chunks": chunks, "ingest_s": ingest_s,

@@ -19,6 +19,12 @@ RRF_K = 60  # the constant of Cormack, Clarke and Buettcher (SIGIR 2009), used a
 # so MMR's diversity only pushed relevant chunks of the same story out of the top k (0.85 before: dev recall@5
 # 0.759 -> 0.767, p95 44 -> 40 ms; every lambda tried was at or below 1.0's dev figure).
 MMR_LAMBDA = 1.0
+# Chosen when confirming the ablation's finalists at 5,386 articles (H1 dev 116 questions, docs/benchmarks.md):
+# the third ranked list, passages by their best sentence's cosine to the question, at half the weight of dense
+# and BM25: dev recall@5 0.741 -> 0.759 (at 2,000 articles it was one dev question below, 0.767 -> 0.759). A
+# long chunk whose one answering sentence is diluted in the chunk vector is found by that sentence; the
+# sentence vectors are stored at ingest, so it costs no model call (p95 57.8 -> 53.3 ms at 5,386).
+W_SENTENCE = 0.5
 # Hand-set in the first version and kept because the golden eval and the retrieval benchmark hold with it:
 DUPLICATE_COSINE = 0.97  # two chunks this close are the same text (a syndicated copy): never both returned
 POOL_MIN = 10  # MMR picks k of the best max(pool_factor * k, POOL_MIN) fused candidates
@@ -40,7 +46,7 @@ class Ranking:
     rrf_k: int = RRF_K
     w_dense: float = 1.0
     w_bm25: float = 1.0
-    w_sentence: float = 0.0
+    w_sentence: float = W_SENTENCE
     w_article: float = 0.0
     prf_terms: int = 0
     prf_docs: int = 3

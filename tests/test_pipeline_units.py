@@ -43,7 +43,7 @@ def test_sentence_maxsim_list_lifts_the_passage_holding_the_best_sentence() -> N
     # "b" is ranked below "a" by both retrievers but holds the one sentence that matches the question
     a = _ranked("a", "A", 0, 0, [_unit(0, 1, 0), _unit(0.3, 1, 0)])
     b = _ranked("b", "B", 1, 1, [_unit(0, 0, 1), _unit(1, 0.05, 0)])
-    fuse([a, b], q, Ranking())
+    fuse([a, b], q, Ranking(w_sentence=0.0))
     assert a.score > b.score, "without the sentence list the retrievers' order stands"
     fuse([a, b], q, Ranking(w_sentence=3.0))
     assert b.score > a.score
@@ -54,9 +54,9 @@ def test_article_aggregation_adds_the_same_articles_other_candidates() -> None:
     lone = _ranked("lone", "X", 0, None, [])
     first = _ranked("y1", "Y", 1, None, [])
     second = _ranked("y2", "Y", 2, None, [])
-    fuse([lone, first, second], q, Ranking())
+    fuse([lone, first, second], q, Ranking(w_sentence=0.0))
     assert lone.score > first.score
-    fuse([lone, first, second], q, Ranking(w_article=0.5))
+    fuse([lone, first, second], q, Ranking(w_sentence=0.0, w_article=0.5))
     assert first.score == pytest.approx(1 / (RRF_K + 2) + 0.5 / (RRF_K + 3))
     assert first.score > lone.score, "an article with several matching chunks outranks a lone hit"
 
