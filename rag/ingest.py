@@ -33,7 +33,7 @@ _BIO = re.compile(r"^([A-Z][\w.'-]+(?: [A-Z][\w.'-]+){1,3}) (?:is an? [\w ,-]{0,
 # follow), then the outlet in brackets and/or a dash, at the start of one of the first lines
 _DATELINE = re.compile(
     r"^(?P<place>[A-Z][A-Z.'-]{2,}(?: [A-Z][A-Z.'-]+){0,3}(?:, [A-Z][\w.'-]+(?: [A-Z][\w.'-]+){0,2})?)\s*"
-    r"(?:\((?P<outlet>[^)]{2,60})\)\s*)?[–—-]\s+\S"
+    r"(?:\((?P<outlet>[^)]{2,60})\)\s*)?[–—-]\s+(?=\S)"
 )
 
 

@@ -90,13 +90,14 @@ def _answer_markdown(a: Answer) -> str:
     return "\n\n".join(paragraphs)
 
 
-def answer_text(a: Answer, article_count: Callable[[], int]) -> None:
+def answer_text(a: Answer, article_count: Callable[[], int | None]) -> None:
     """The answer; a refusal looks different and says what the articles do cover."""
     if a.refused:
         st.warning(md(a.answer), icon=":material/search_off:")
         titles = list(dict.fromkeys(p.title for p in a.contexts if p.title))[:5]
         n = article_count()
-        st.markdown(f"The library holds {n} article{'s' if n != 1 else ''}; see the Library page for the list.")
+        if n is not None:
+            st.markdown(f"The library holds {n} article{'s' if n != 1 else ''}; see the Library page for the list.")
         if titles:
             st.markdown("Closest articles to your question:\n" + "\n".join(f"- {md(t)}" for t in titles))
         return

@@ -47,11 +47,13 @@ def _on_feedback(exchange_id: str) -> None:
         st.session_state["feedback_error"] = exc.user_message
 
 
-def _article_count(svc: RagService) -> int:
+def _article_count(svc: RagService) -> int | None:
+    """How many articles the library holds; None (with the error shown) when the index cannot be read."""
     try:
         return int(svc.stats().get("articles", 0))
-    except Exception:
-        return 0
+    except RagError as exc:  # a broken index is said, never shown as an empty library
+        show_error(exc)
+        return None
 
 
 def render_exchange(ex: Exchange, svc: RagService) -> None:
