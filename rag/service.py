@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 MAX_K = 50  # passages per question: the same bound as RAG_TOP_K
 
 
+def _check_k(k: int | None) -> None:
+    if k is not None and not 1 <= k <= MAX_K:
+        raise QuestionError(f"k must be between 1 and {MAX_K} passages, not {k}.")
+
+
 class RagService:
     """Thread-safe to share between sessions: conversation history is passed in per call."""
 
@@ -233,8 +238,7 @@ class RagService:
                 f"The question is not valid UTF-8 text (character {exc.start + 1}) - retype it or fix the "
                 "terminal's encoding."
             ) from None
-        if k is not None and not 1 <= k <= MAX_K:
-            raise QuestionError(f"k must be between 1 and {MAX_K} passages, not {k}.")
+        _check_k(k)
         if not self._store.exists() or self._store.count() == 0:  # count() opens it: mismatches raise
             raise RagIndexError(f"No index in {self.settings.index_location} - run `rag ingest corpus/` first.")
         dates = dates or DateFilter()
@@ -315,8 +319,7 @@ class RagService:
         the setting that folds syndicated copies into one slot (None: as configured); ranking replaces the
         retriever's tunables for this call (ablations).
         """
-        if k is not None and not 1 <= k <= MAX_K:
-            raise QuestionError(f"k must be between 1 and {MAX_K} passages, not {k}.")
+        _check_k(k)
         return self._retriever.retrieve(
             question, k or self.settings.top_k, method=method, dates=dates, recency=recency,
             collapse_copies=collapse_copies, ranking=ranking,
