@@ -85,20 +85,21 @@ def chunk_sample(datasets: Path, settings: Settings, start: int, stop: int, size
     """A uniform (reservoir) sample of the chunks of articles [start, stop), as the app chunks them."""
     from rag import Article
 
-    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap, settings.embed_title_header)
     rng = random.Random(seed)
     sample: list[str] = []
     seen = 0
     for n, rec in enumerate(iter_articles(datasets, stop)):
         if n < start:
             continue
-        art = Article(article_id=str(rec["id"]), text=rec["text"].strip(), title="", title_derived=True)
-        for c in chunker.split(art):
+        art = Article(article_id=str(rec["id"]), text=rec["text"].strip(), title=rec.get("title") or "",
+                      title_derived=not rec.get("title"))
+        for text in chunker.model_inputs([(art, chunker.split(art))])[0]:  # what the model reads
             seen += 1
             if len(sample) < size:
-                sample.append(c.text)
+                sample.append(text)
             elif (j := rng.randrange(seen)) < size:
-                sample[j] = c.text
+                sample[j] = text
     return sample
 
 

@@ -35,12 +35,28 @@ def _bm25s():  # type: ignore[no-untyped-def]
     return bm25s
 
 
-class BM25Index:
-    """bm25s over every chunk, persisted under the data dir and keyed by the store's revision."""
+def chunk_terms(body: str, title: str = "") -> list[str]:
+    """A chunk's BM25 terms: its article's title (a contextual header) and then its body text.
 
-    def __init__(self, directory: Path, store: ChromaStore, recheck_seconds: float = 5.0) -> None:
+    The header is indexed only: passages, quotes and the characters returned stay the body text.
+    """
+    return terms(title) + terms(body) if title else terms(body)
+
+
+class BM25Index:
+    """bm25s over every chunk, persisted under the data dir and keyed by the store's revision.
+
+    With `title_header` each chunk's text is indexed after its article's title (the title's words find
+    every chunk of a story, not only the first); an index persisted with the other choice is rebuilt
+    from the store when loaded (no re-embedding).
+    """
+
+    def __init__(
+        self, directory: Path, store: ChromaStore, recheck_seconds: float = 5.0, *, title_header: bool = True
+    ) -> None:
         self.directory = directory
         self.store = store
+        self.header = "title" if title_header else "none"
         self.recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
         self._model: object | None = None
@@ -76,6 +92,8 @@ class BM25Index:
         try:
             meta = json.loads(meta_path.read_text())
             base = str(meta.get("revision"))
+            if meta.get("header", "none") != self.header:  # indexed with the other chunk text: rebuild
+                return False
             delta = None
             if base != revision:  # the main segment plus a delta may describe this revision
                 delta = Delta.load(self.directory)
@@ -142,12 +160,15 @@ class BM25Index:
             keep = [i for i, cid in enumerate(old.ids) if _article_of(cid) not in article_ids]
             deleted = set(old.deleted) | {cid for cid in self._ids if _article_of(cid) in article_ids}
             ids, docs = self.store.chunk_texts_of(sorted(article_ids))
-            day_of = {aid: day_number(a.published) for aid in article_ids if (a := self.store.get_article(aid))}
+            articles = {aid: a for aid in article_ids if (a := self.store.get_article(aid))}
+            day_of = {aid: day_number(a.published) for aid, a in articles.items()}
+            title_of = {aid: a.title for aid, a in articles.items()} if self.header == "title" else {}
             delta = Delta(
                 self._base,
                 revision,
                 [old.ids[i] for i in keep] + ids,
-                [old.rows[i] for i in keep] + [terms(d) for d in docs],
+                [old.rows[i] for i in keep]
+                + [chunk_terms(d, title_of.get(_article_of(c), "")) for c, d in zip(ids, docs, strict=True)],
                 [old.days[i] for i in keep] + [day_of.get(_article_of(c), UNDATED_DAY) for c in ids],
                 sorted(deleted),
             )
@@ -166,13 +187,15 @@ class BM25Index:
             meta = json.loads((self.directory / "meta.json").read_text())
         except (OSError, ValueError):
             return False
-        return bool(meta.get("revision") == self.store.revision())
+        return bool(meta.get("revision") == self.store.revision() and meta.get("header", "none") == self.header)
 
     def rebuild(self, revision: str | None = None) -> None:
         """Tokenise every chunk in the store and persist a new index."""
         bm25s = _bm25s()
 
         revision = revision if revision is not None else self.store.revision()
+        registry = self.store.article_index()
+        titles = {aid: str(m.get("title") or "") for aid, m in registry.items()} if self.header == "title" else {}
         # Tokens become vocabulary ids batch by batch: a repeated id is one shared int object, so
         # memory grows by a pointer per token instead of a string per token.
         ids: list[str] = []
@@ -181,15 +204,14 @@ class BM25Index:
         doc_freq: list[int] = []
         for batch_ids, docs in self.store.iter_chunk_texts():
             ids.extend(batch_ids)
-            for d in docs:
-                row = [vocab.setdefault(t, len(vocab)) for t in terms(d)]
+            for cid, d in zip(batch_ids, docs, strict=True):
+                row = [vocab.setdefault(t, len(vocab)) for t in chunk_terms(d, titles.get(_article_of(cid), ""))]
                 corpus.append(row)
                 doc_freq.extend([0] * (len(vocab) - len(doc_freq)))
                 for t in set(row):
                     doc_freq[t] += 1
         df = {term: doc_freq[i] for term, i in vocab.items()}
         avgdl = sum(len(r) for r in corpus) / len(corpus) if corpus else 0.0
-        registry = self.store.article_index()
         article_days = {aid: int(m.get("published_day", UNDATED_DAY) or 0) for aid, m in registry.items()}
         # chunk ids are "<article_id>:<hash>:<index>" (rag.chunking)
         days = [article_days.get(cid.rsplit(":", 2)[0], UNDATED_DAY) for cid in ids]
@@ -202,7 +224,9 @@ class BM25Index:
             model.index((corpus, vocab), show_progress=False)
             model.save(str(tmp / "index"), show_progress=False)
         (tmp / "meta.json").write_text(
-            json.dumps({"revision": revision, "ids": ids, "df": df, "days": days, "avgdl": avgdl})
+            json.dumps(
+                {"revision": revision, "ids": ids, "df": df, "days": days, "avgdl": avgdl, "header": self.header}
+            )
         )
         shutil.rmtree(self.directory, ignore_errors=True)
         tmp.rename(self.directory)

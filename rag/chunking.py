@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -64,7 +65,8 @@ def _merge_open_quotes(text: str, spans: list[tuple[int, int]]) -> list[tuple[in
 class Chunker:
     """Sentence-aware splitting with LangChain's RecursiveCharacterTextSplitter."""
 
-    def __init__(self, chunk_size: int = 800, chunk_overlap: int = 120) -> None:
+    def __init__(self, chunk_size: int = 800, chunk_overlap: int = 120, title_header: bool = False) -> None:
+        self.title_header = title_header
         self._splitter = RecursiveCharacterTextSplitter(
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
@@ -73,6 +75,25 @@ class Chunker:
             add_start_index=True,
             strip_whitespace=True,
         )
+
+    def model_inputs(
+        self, items: Sequence[tuple[Article, Sequence[Chunk]]]
+    ) -> tuple[list[str], list[list[tuple[int, int]]]]:
+        """What the embedding model reads for each chunk, and the chunk's sentence spans in that text.
+
+        With `title_header` the article's title comes first, on a line of its own (a contextual chunk
+        header): the chunk's vector and its sentences' vectors are read in the story's context. The
+        stored text, quotes and offsets stay the body's.
+        """
+        texts: list[str] = []
+        spans: list[list[tuple[int, int]]] = []
+        for article, chunks in items:
+            head = f"{article.title}\n" if self.title_header and article.title else ""
+            for c in chunks:
+                texts.append(head + c.text)
+                shift = len(head) - c.start
+                spans.append([(s + shift, e + shift) for s, e in c.sentences])
+        return texts, spans
 
     def split(self, article: Article) -> list[Chunk]:
         """Linear in the article's length: each chunk looks only at the sentences it overlaps."""

@@ -66,6 +66,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return cmd_watch(args)
     svc = _service(args)
     paths = [Path(p) for p in args.paths] or [svc.settings.corpus_dir]
+    if args.rebuild:
+        print(f"re-embedding the index: {svc.rebuild()} articles", file=sys.stderr)
     total = count_articles(paths)
     bar = tqdm(
         total=total, unit="article", desc="ingest", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True
@@ -298,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="*", help="files or folders (default: RAG_CORPUS_DIR)")
     s.add_argument("--sync", action="store_true", help="also remove articles whose files are gone")
     s.add_argument("--limit", type=int, help="stop after N articles")
+    s.add_argument("--rebuild", action="store_true",
+                   help="first re-embed every indexed article with the current settings (e.g. after an upgrade)")
     s.add_argument("--watch", action="store_true", help="then keep the folder indexed as files appear, change, go")
     s.add_argument("--json", action="store_true")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     chunk_size: int = Field(800, ge=200, le=4000)
     chunk_overlap: int = Field(120, ge=0, le=1000)
     collection: str = Field("articles", description="Chroma collection name")
+    embed_title_header: bool = Field(
+        False, description="embed each chunk after its article's title (changing it needs the index re-embedded)"
+    )
+    bm25_title_header: bool = Field(
+        True, description="index each chunk's BM25 text after its article's title (changing it rebuilds BM25 only)"
+    )
     max_question_chars: int = 2000
     max_answer_sentences: int = Field(3, ge=1, le=8)
     collapse_duplicates: bool = Field(

@@ -135,7 +135,7 @@ def repair(
         if report.orphans:
             store.delete_chunks(report.orphans)
             report.repaired.append(f"deleted {len(report.orphans)} orphan chunks")
-    _reindex(store, embedder, chunker, sorted(todo))
+    reindex(store, embedder, chunker, sorted(todo))
     if todo or report.orphans or not report.vectors_ok:
         store.bump_revision()
     bm25.rebuild()
@@ -146,7 +146,7 @@ def repair(
     return after
 
 
-def _reindex(
+def reindex(
     store: ChromaStore, embedder: Callable[[], LocalMiniLMEmbeddings], chunker: Chunker, article_ids: list[str]
 ) -> None:
     for i in range(0, len(article_ids), REINDEX_BATCH):
@@ -155,8 +155,6 @@ def _reindex(
         chunks = [c for _, cs in items for c in cs]
         if not chunks:
             continue
-        vectors, svecs = embedder().embed_with_spans(
-            [c.text for c in chunks], [[(s - c.start, e - c.start) for s, e in c.sentences] for c in chunks]
-        )
+        vectors, svecs = embedder().embed_with_spans(*chunker.model_inputs(items))
         store.add_articles(items, vectors, svecs)
         log.info("re-indexed %d articles", i + len(articles))

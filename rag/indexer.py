@@ -156,11 +156,9 @@ class Indexer:
             nonlocal pending, pending_chunks, inflight
             if not pending:
                 return
-            chunks = [c for _, cs, _ in pending for c in cs]
             t = time.perf_counter()
-            vectors, svecs = self.embedder.embed_with_spans(
-                [c.text for c in chunks], [[(s - c.start, e - c.start) for s, e in c.sentences] for c in chunks]
-            )
+            texts, spans = self.chunker.model_inputs([(a, cs) for a, cs, _ in pending])
+            vectors, svecs = self.embedder.embed_with_spans(texts, spans)
             report.embed_seconds += time.perf_counter() - t
             settle()
             mark_dirty()

@@ -87,7 +87,9 @@ class RagService:
 
     @cached_property
     def _bm25(self) -> BM25Index:
-        return BM25Index(self.settings.bm25_dir / self.settings.collection, self._store)
+        return BM25Index(
+            self.settings.bm25_dir / self.settings.collection, self._store, title_header=self.settings.bm25_title_header
+        )
 
     @cached_property
     def _retriever(self) -> HybridRetriever:
@@ -124,6 +126,9 @@ class RagService:
             store.close()
 
     # -- ingest --------------------------------------------------------------------
+    def _chunker(self) -> Chunker:
+        return Chunker(self.settings.chunk_size, self.settings.chunk_overlap, self.settings.embed_title_header)
+
     def ingest(
         self,
         paths: Sequence[Path] | None = None,
@@ -132,7 +137,7 @@ class RagService:
         limit: int | None = None,
     ) -> IngestReport:
         paths = list(paths) if paths else [self.settings.corpus_dir]
-        chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
+        chunker = self._chunker()
         with self._lock:
             # The BM25 index can take this ingest as a delta only if it described the store before it.
             before = self._store.revision() if self._store.exists() else None
@@ -156,6 +161,21 @@ class RagService:
                 }
         return report
 
+    def rebuild(self) -> int:
+        """Re-embed every registered article from the text the index stores, with the current settings (for
+        example the title header): the chunk collection is made anew, then BM25 and the copy clusters.
+        Returns the number of articles re-embedded (0 when there is no index yet)."""
+        if not self._store.exists():
+            return 0
+        with self._lock:
+            self._store.reset_chunks()
+            ids = sorted(self._store.article_index())
+            doctor.reindex(self._store, lambda: self.embedder, self._chunker(), ids)
+            self._store.bump_revision()
+            self._bm25.rebuild()
+            syndication.refresh(self._store)
+        return len(ids)
+
     def doctor(self, repair: bool = False) -> DoctorReport:
         """Check the index against the article registry; with repair, rebuild what is broken."""
         if not self._store.exists():
@@ -163,7 +183,7 @@ class RagService:
         with self._lock:
             report = doctor.check(self._store, self._bm25)
             if repair and not report.healthy:
-                chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
+                chunker = self._chunker()
                 report = doctor.repair(self._store, self._bm25, lambda: self.embedder, chunker, report)
             if repair and (report.repaired or report.schema_version < SCHEMA_VERSION):
                 syndication.refresh(self._store)  # re-made chunks get their cluster back; an old index is upgraded

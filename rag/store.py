@@ -44,6 +44,7 @@ class ChromaStore:
             raise open_error(settings, exc) from exc
         self._chunks: Any = None
         self._articles: Any = None
+        self.embed_header = "title" if settings.embed_title_header else "none"  # what chunk vectors are read with
         self.schema_version = SCHEMA_VERSION  # of the opened index: 1 when it predates duplicate clusters
 
     def close(self) -> None:
@@ -75,6 +76,7 @@ class ChromaStore:
                         "embedding_model": self.model_name,
                         "dimension": self.dimension,
                         "schema_version": SCHEMA_VERSION,  # only a new collection takes it (get_or_create)
+                        "embed_header": self.embed_header,
                     },
                 )
                 self._articles = self._client.get_or_create_collection(
@@ -98,6 +100,15 @@ class ChromaStore:
                 f"{built_with!r}, not {self.model_name!r} - delete it and run `rag ingest` again."
             )
         self.schema_version = int((self._chunks.metadata or {}).get("schema_version", 1))
+        built_header = str((self._chunks.metadata or {}).get("embed_header", "none"))  # none: before headers
+        if built_header != self.embed_header:
+            self._chunks = self._articles = None
+            raise RagIndexError(
+                f"The index in {self.settings.index_location} was embedded "
+                f"{'with' if built_header == 'title' else 'without'} article-title chunk headers, but "
+                f"RAG_EMBED_TITLE_HEADER is {self.settings.embed_title_header} - run `rag ingest --rebuild` to "
+                f"re-embed it, or set RAG_EMBED_TITLE_HEADER={built_header == 'title'}."
+            )
         if self.schema_version > SCHEMA_VERSION:
             self._chunks = self._articles = None
             raise RagIndexError(

@@ -104,3 +104,44 @@ def test_large_change_rebuilds_and_stale_delta_is_never_served(
     assert not other._bm25.loads_current(), "a delta for another revision is not used"
     assert "Zanzibar spice auction" not in _top_titles(other, "Zanzibar cloves auction")  # rebuilt, still right
     assert other._bm25.size() == other._store.count()
+
+
+LONG = (
+    "---\ntitle: Quokka census on Rottnest\npublished: 2025-04-01\n---\n"
+    + "Rangers walked the island's western trails at dawn. " * 40
+    + "The final tally was announced at the ferry terminal.\n"
+)
+
+
+def _chunk_hits(svc: RagService, query: str) -> set[str]:
+    return {cid for cid, _ in svc._bm25.search(query, 50)}
+
+
+def _quokka_chunks(svc: RagService) -> set[str]:
+    return {p.chunk_id for p in svc._store.get_passages([c for c, _ in svc._bm25.search("quokka census", 100)])}
+
+
+def test_every_chunk_is_indexed_after_its_article_title(svc: RagService, tmp_path: Path) -> None:
+    """The title's words find every chunk of the article, though the body never repeats them (delta and
+    rebuild paths alike); the passage text stays the body."""
+    (tmp_path / "long").mkdir()
+    (tmp_path / "long" / "quokka.md").write_text(LONG)
+    svc.ingest([tmp_path / "long"])  # small: the delta path
+    found = svc._store.get_passages(list(_quokka_chunks(svc)))
+    assert len(found) >= 2, "the article spans several chunks, each found by its title"
+    assert {p.title for p in found} == {"Quokka census on Rottnest"}
+    assert all("uokka" not in p.text and "census" not in p.text for p in found), "the header is not in the text"
+    delta_hits = _quokka_chunks(svc)
+    svc._bm25.rebuild()  # the full rebuild indexes the same text
+    assert _quokka_chunks(svc) == delta_hits
+
+
+def test_switching_the_header_off_rebuilds_bm25_from_the_store(svc: RagService, tmp_path: Path) -> None:
+    (tmp_path / "long").mkdir()
+    (tmp_path / "long" / "quokka.md").write_text(LONG)
+    svc.ingest([tmp_path / "long"])
+    assert len(_quokka_chunks(svc)) >= 2
+    off = RagService(make_settings(svc.settings.data_dir, bm25_title_header=False))
+    assert not off._bm25.loads_current(), "an index built with the other chunk text is not taken as current"
+    assert _quokka_chunks(off) == set(), "rebuilt from the body text alone"
+    assert off._bm25.size() == svc.stats()["chunks"]

@@ -38,3 +38,17 @@ def test_changed_text_changes_chunk_ids() -> None:
     a = make_article("seed", TEXT, {}, "seed.txt")
     b = make_article("seed", TEXT + "\nMore.", {}, "seed.txt")
     assert Chunker().split(a)[0].chunk_id != Chunker().split(b)[0].chunk_id
+
+
+def test_the_model_reads_each_chunk_after_its_title_when_asked() -> None:
+    art = make_article("seed", TEXT, {"title": "Intelligence chiefs on the war"}, "seed.txt")
+    plain, headed = Chunker(800, 120), Chunker(800, 120, title_header=True)
+    chunks = plain.split(art)
+    assert [c.chunk_id for c in headed.split(art)] == [c.chunk_id for c in chunks], "the chunks themselves are the same"
+    texts, spans = plain.model_inputs([(art, chunks)])
+    assert texts == [c.text for c in chunks]
+    texts, spans = headed.model_inputs([(art, chunks)])
+    for text, chunk_spans, c in zip(texts, spans, chunks, strict=True):
+        assert text == "Intelligence chiefs on the war\n" + c.text
+        # each sentence span points at the same sentence inside what the model reads
+        assert [text[s:e] for s, e in chunk_spans] == [art.text[s:e] for s, e in c.sentences]

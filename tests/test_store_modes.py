@@ -309,3 +309,28 @@ def test_token_is_sent_as_bearer_header(chroma_server: int, tmp_path: Path, requ
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_an_index_embedded_with_the_other_chunk_header_says_what_to_run(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    plain = RagService(make_settings(data))
+    plain.ingest()
+    before = plain.stats()["chunks"]
+    plain.close()
+    headed = RagService(make_settings(data, embed_title_header=True))
+    with pytest.raises(RagIndexError, match=r"without article-title chunk headers.*rag ingest --rebuild"):
+        headed.retrieve("What does Russia want?", 3)
+    headed.close()
+    # `rag ingest --rebuild` re-embeds the stored articles with the header: same chunks, new vectors
+    out = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ingest", "--rebuild", "-q"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "RAG_DATA_DIR": str(data), "RAG_CORPUS_DIR": str(CORPUS), "RAG_EMBED_TITLE_HEADER": "true"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "re-embedding the index: 1 articles" in out.stderr
+    headed = RagService(make_settings(data, embed_title_header=True))
+    assert headed.stats()["chunks"] == before
+    assert headed.retrieve("What does Russia want?", 3)
+    headed.close()
+    with pytest.raises(RagIndexError, match="with article-title chunk headers"):
+        RagService(make_settings(data)).retrieve("What does Russia want?", 3)
