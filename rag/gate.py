@@ -35,12 +35,32 @@ class Candidate:
 
 
 CONTEXT_WEIGHT = 0.5  # terms a follow-up borrowed from the conversation count half
+# A broad question names the kind of facet it asks for with a frame word ("What does Russia want?", "What
+# happened to Joann?", "What is the latest news on the ceasefire?"). Answers say it in other words (seeks,
+# goals, demands; closed, filed), and a sentence that repeats the frame word ("if you want to know the truth",
+# "for the latest news, view our story") is rarely the answer. So the frame word is not matched lexically: the
+# topic words are, and the sentence vectors judge the facet.
+_FRAME = (r"wants?|wanted|happen\w*|risks?|known|know|about|chang\w*|latest|news|goals?|demands?|do|did|does"
+          r"|doing|situation|state|stand")
+BROAD = re.compile(rf"^\s*(what|why|how|tell me)\b.*\b({_FRAME})\b", re.IGNORECASE)
+_FRAME_WORD = re.compile(rf"\b({_FRAME})\b", re.IGNORECASE)
+
+
+def frame_terms(question: str) -> set[str]:
+    """The terms of a broad question's frame words (none for other questions)."""
+    if not BROAD.search(question):
+        return set()
+    return {t for m in _FRAME_WORD.finditer(question) for t in terms(m.group())}
 
 
 def term_weights(question: str, standalone: str, idf: Callable[[str], float]) -> dict[str, float]:
-    """IDF weight of each query term; terms only in the condensed context count less."""
+    """IDF weight of each query term; terms only in the condensed context count less; a broad question's
+    frame words not at all, unless they are all it has."""
     own = set(terms(question))
-    return {t: idf(t) * (1.0 if t in own else CONTEXT_WEIGHT) for t in set(terms(standalone))}
+    frame = frame_terms(standalone) | frame_terms(question)
+    weights = {t: idf(t) * (1.0 if t in own else CONTEXT_WEIGHT) for t in set(terms(standalone))}
+    topic = {t: w for t, w in weights.items() if t not in frame}
+    return topic or weights
 
 
 def _coverage(weights: dict[str, float], sentence_terms: set[str]) -> float:

@@ -31,7 +31,11 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 _TERMINAL = re.compile(r"[.!…][\"”’')\]]*$")
-_PRONOUN = re.compile(r"^[\"“‘'(\s]*(he|she|it|they|this|these|those|his|her|its|their|we|i)\b(?!-)", re.IGNORECASE)
+_PRONOUN = re.compile(
+    r"^[\"“‘'(\s]*(?:(?:but|and|so|yet|then|still|now),?\s+)*"  # "But then he admitted ..." is still "he"
+    r"(he|she|it|they|this|that|these|those|his|her|its|their|we|i)\b(?!-)",
+    re.IGNORECASE,
+)
 _UNNAMED_QUOTE = re.compile(r"^[\"“].*[\"”],? (he|she|they|it) (said|says|added|told|wrote|noted|continued)\b",
                             re.IGNORECASE | re.DOTALL)
 _BARE_QUOTE = re.compile(r"^[\"“][^\"“”]*[\"”]$", re.DOTALL)

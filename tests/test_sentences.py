@@ -38,6 +38,12 @@ def test_boilerplate_and_headings_are_never_quoted(text: str, reject: str) -> No
         ('"We will not give up our land," Zelensky told reporters in Kyiv.', True),  # "we": whom Zelensky speaks for
         ('"Russia will not give up the land," Zelensky told reporters in Kyiv.', False),
         ("The heads of five European spy agencies told Reuters that Moscow wants sanctions relief.", False),
+        ("That plan starts and ends with buying from Black-owned businesses.", True),  # which plan?
+        ("That's why the talks stalled in March.", True),
+        ("Thatcher's government privatised the railways in the 1990s.", False),
+        ("But then he admitted the truth: there is no peace deal on the table.", True),
+        ("And so they walked out of the talks in Istanbul.", True),
+        ("But the Kremlin walked out of the talks in Istanbul.", False),
     ],
 )
 def test_unnamed_speakers_and_bare_pronouns_need_the_sentence_before(text: str, needs_context: bool) -> None:
