@@ -37,13 +37,15 @@ class Candidate:
 CONTEXT_WEIGHT = 0.5  # terms a follow-up borrowed from the conversation count half
 # A broad question names the kind of facet it asks for with a frame word ("What does Russia want?", "What
 # happened to Joann?", "What is the latest news on the ceasefire?"). Answers say it in other words (seeks,
-# goals, demands; closed, filed), and a sentence that repeats the frame word ("if you want to know the truth",
-# "for the latest news, view our story") is rarely the answer. So the frame word is not matched lexically: the
-# topic words are, and the sentence vectors judge the facet.
-_FRAME = (r"wants?|wanted|happen\w*|risks?|known|know|about|chang\w*|latest|news|goals?|demands?|do|did|does"
-          r"|doing|situation|state|stand")
-BROAD = re.compile(rf"^\s*(what|why|how|tell me)\b.*\b({_FRAME})\b", re.IGNORECASE)
-_FRAME_WORD = re.compile(rf"\b({_FRAME})\b", re.IGNORECASE)
+# demands; closed, filed), and a sentence that repeats the frame word ("if you want to know the truth", "for the
+# latest news, view our story") is rarely the answer. So those frame words are not matched lexically: the topic
+# words are, and the sentence vectors judge the facet. Nouns that also mark a broad question (risks, goals,
+# demands, changes) stay matched: answers do use them ("very high financial risks").
+_BROAD_WORDS = (r"wants?|wanted|happen\w*|risks?|known|know|about|chang\w*|latest|news|goals?|demands?|do|did"
+                r"|does|doing|situation|state|stand")
+BROAD = re.compile(rf"^\s*(what|why|how|tell me)\b.*\b({_BROAD_WORDS})\b", re.IGNORECASE)
+_FRAME_WORD = re.compile(r"\b(wants?|wanted|wanting|happen\w*|known|know|about|latest|news|doing|situation|stand)\b",
+                         re.IGNORECASE)
 
 
 def frame_terms(question: str) -> set[str]:
