@@ -52,7 +52,7 @@ class BM25Index:
     """
 
     def __init__(
-        self, directory: Path, store: ChromaStore, recheck_seconds: float = 5.0, *, title_header: bool = True
+        self, directory: Path, store: ChromaStore, recheck_seconds: float = 5.0, *, title_header: bool = False
     ) -> None:
         self.directory = directory
         self.store = store

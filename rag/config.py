@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         False, description="embed each chunk after its article's title (changing it needs the index re-embedded)"
     )
     bm25_title_header: bool = Field(
-        True, description="index each chunk's BM25 text after its article's title (changing it rebuilds BM25 only)"
+        False, description="index each chunk's BM25 text after its article's title (changing it rebuilds BM25 only)"
     )
     max_question_chars: int = 2000
     max_answer_sentences: int = Field(3, ge=1, le=8)

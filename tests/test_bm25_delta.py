@@ -122,8 +122,10 @@ def _quokka_chunks(svc: RagService) -> set[str]:
 
 
 def test_every_chunk_is_indexed_after_its_article_title(svc: RagService, tmp_path: Path) -> None:
-    """The title's words find every chunk of the article, though the body never repeats them (delta and
-    rebuild paths alike); the passage text stays the body."""
+    """With the title header the title's words find every chunk of the article, though the body never repeats
+    them (delta and rebuild paths alike); the passage text stays the body."""
+    svc.close()
+    svc = RagService(make_settings(svc.settings.data_dir, bm25_title_header=True))
     (tmp_path / "long").mkdir()
     (tmp_path / "long" / "quokka.md").write_text(LONG)
     svc.ingest([tmp_path / "long"])  # small: the delta path
@@ -136,11 +138,16 @@ def test_every_chunk_is_indexed_after_its_article_title(svc: RagService, tmp_pat
     assert _quokka_chunks(svc) == delta_hits
 
 
-def test_switching_the_header_off_rebuilds_bm25_from_the_store(svc: RagService, tmp_path: Path) -> None:
+def test_switching_the_header_rebuilds_bm25_from_the_store(svc: RagService, tmp_path: Path) -> None:
     (tmp_path / "long").mkdir()
     (tmp_path / "long" / "quokka.md").write_text(LONG)
     svc.ingest([tmp_path / "long"])
+    assert _quokka_chunks(svc) == set(), "off by default: the body text alone"
+    svc.close()
+    svc = RagService(make_settings(svc.settings.data_dir, bm25_title_header=True))
+    assert not svc._bm25.loads_current(), "an index built with the other chunk text is not taken as current"
     assert len(_quokka_chunks(svc)) >= 2
+    svc.close()
     off = RagService(make_settings(svc.settings.data_dir, bm25_title_header=False))
     assert not off._bm25.loads_current(), "an index built with the other chunk text is not taken as current"
     assert _quokka_chunks(off) == set(), "rebuilt from the body text alone"
