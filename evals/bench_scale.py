@@ -24,7 +24,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evals.benchutil import cpu_note, dir_size_mb, latencies_ms, md_table, peak_rss_mb, write_section
+from evals.benchutil import (
+    cpu_note,
+    dir_size_mb,
+    latencies_ms,
+    md_table,
+    own_peak_rss_mb,
+    peak_rss_mb,
+    write_section,
+)
 from evals.metrics import percentile
 from evals.realtimeqa import (
     ARTICLES,
@@ -148,14 +156,41 @@ def _ingest_child(data_dir: str, path: str, tier: int) -> dict[str, Any]:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     settings = Settings(data_dir=Path(data_dir))  # type: ignore[call-arg]
     out = ingest_tier(settings, Path(path), tier, LocalMiniLMEmbeddings())
-    return {**out, "ingest_peak_rss_mb": peak_rss_mb()}
+    return {**out, "ingest_peak_rss_mb": own_peak_rss_mb()}
 
 
-def ingest_isolated(settings: Settings, path: Path, tier: int) -> dict[str, Any]:
-    """`ingest_tier` in a spawned child: its peak RSS is the ingest's alone, not the bench's."""
+def _measure_child(data_dir: str, path: str, tier: int, prev_tier: int, sample_size: int,
+                   n_latency: int) -> dict[str, Any]:
+    """A tier's figures after its ingest, in a fresh process (the app's view: one model, one index)."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("chromadb", "httpx", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    settings = Settings(data_dir=Path(data_dir))  # type: ignore[call-arg]
+    datasets = settings.datasets_dir
+    questions = load_questions(datasets / QUESTIONS)
+    latency_qs = [q.question for q in questions[:n_latency]]
+    embedder = LocalMiniLMEmbeddings()
+    log(f"== tier {tier}: raw model throughput on a {sample_size}-chunk sample")
+    raw = raw_throughput(embedder, chunk_sample(datasets, settings, prev_tier, tier, sample_size))
+    noop = noop_reingest(settings, Path(path), tier)
+    log(f"   raw {raw:.1f} chunks/s; no-op {noop}")
+    svc = service(settings, embedder)
+    counted = counted_questions(datasets, questions, tier)
+    log(f"== tier {tier}: queries ({len(latency_qs)} for latency, {len(counted)} for recall)")
+    q = measure_queries(svc, latency_qs, counted)
+    out = {"raw_chunks_per_s": raw, **noop, "chunks_total": svc.stats()["chunks"], "n_counted": len(counted), **q,
+           "peak_rss_mb": own_peak_rss_mb()}  # the model, the raw sample, the no-op and query services
+    svc.close()
+    return out
+
+
+def isolated(fn: Any, *args: Any) -> dict[str, Any]:
+    """fn(*args) in a spawned child process. Each process that opens the index does so once: Chroma's
+    in-process state is not refreshed when another process writes, so the bench never opens it itself."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
-        result: dict[str, Any] = pool.apply(_ingest_child, (str(settings.data_dir), str(path), tier))
+        result: dict[str, Any] = pool.apply(fn, args)
     return result
 
 
@@ -164,7 +199,9 @@ def noop_reingest(settings: Settings, path: Path, tier: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     report = svc.ingest([path], limit=tier)
     took = time.perf_counter() - t0
-    return {"noop_s": took, "noop_changed": report.changed, "noop_model_loaded": svc.embedder_loaded}
+    loaded = svc.embedder_loaded
+    svc.close()
+    return {"noop_s": took, "noop_changed": report.changed, "noop_model_loaded": loaded}
 
 
 def measure_queries(svc: RagService, latency_qs: list[str], counted: list[RtqaQuestion]) -> dict[str, Any]:
@@ -330,35 +367,25 @@ def main(argv: list[str] | None = None) -> int:
             baselines = {stored["tier"]: stored} if "tier" in stored else {int(t): b for t, b in stored.items()}
     questions = load_questions(datasets / QUESTIONS)
     latency_qs = [q.question for q in questions[: args.questions]]
-    embedder = LocalMiniLMEmbeddings()
     measured: dict[int, dict[str, Any]] = dict(previous)
     results = [measured[t] for t in sorted(measured)]
     for tier in [t for t in args.tiers if t <= args.stop_at]:
         prev_tier = max([t for t in measured if t < tier], default=0)
         log(f"== tier {tier} articles: ingest")
-        ing = ingest_isolated(settings, path, tier)
+        ing = isolated(_ingest_child, str(settings.data_dir), str(path), tier)
         if ing["chunks_added"] == 0 and tier in previous:
             log(f"tier {tier} already ingested: reusing its ingest figures from {results_path}")
             ing = {k: previous[tier].get(k, "") for k in ing}
             if not ing["ingest_peak_rss_mb"]:  # measured before ingest had a process of its own
                 ing["ingest_peak_rss_mb"] = f"{previous[tier]['peak_rss_mb']:.0f} (whole bench process)"
         log(f"   {ing}")
-        log(f"== tier {tier}: raw model throughput on a {args.sample}-chunk sample")
-        sample = chunk_sample(datasets, settings, prev_tier, tier, args.sample)
-        raw = raw_throughput(embedder, sample)
-        noop = noop_reingest(settings, path, tier)
-        log(f"   raw {raw:.1f} chunks/s; no-op {noop}")
-        svc = service(settings, embedder)
-        counted = counted_questions(datasets, questions, tier)
-        log(f"== tier {tier}: queries ({len(latency_qs)} for latency, {len(counted)} for recall)")
-        q = measure_queries(svc, latency_qs, counted)
+        m = isolated(_measure_child, str(settings.data_dir), str(path), tier, prev_tier, args.sample, args.questions)
         ingest_total = sum(r["ingest_s"] for t, r in measured.items() if t < tier) + ing["ingest_s"]
         row = {
-            "tier": tier, **ing, "raw_chunks_per_s": raw, "ratio": ing["chunks_per_s"] / raw if raw else 0.0, **noop,
-            "ingest_total_s": ingest_total, "noop_share": noop["noop_s"] / ingest_total if ingest_total else 0.0,
-            "chunks_total": svc.stats()["chunks"],
+            "tier": tier, **ing, **m, "ratio": ing["chunks_per_s"] / m["raw_chunks_per_s"] if m["raw_chunks_per_s"]
+            else 0.0, "ingest_total_s": ingest_total,
+            "noop_share": m["noop_s"] / ingest_total if ingest_total else 0.0,
             "index_mb": dir_size_mb(args.data_dir / "chroma") + dir_size_mb(args.data_dir / "bm25"),
-            "n_counted": len(counted), **q, "peak_rss_mb": peak_rss_mb(),  # this process: model, queries, no ingest
             "load1": os.getloadavg()[0], "commit": git_commit(),
         }
         measured = {t: r for t, r in measured.items() if t <= tier} | {tier: row}
@@ -367,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         results_path.write_text(json.dumps(results, indent=1))
         if tier in args.baseline_at:
             log(f"== tier {tier}: plain LangChain pipeline")
+            counted = counted_questions(datasets, questions, tier)
             baseline = langchain_baseline(
-                datasets, args.data_dir / "langchain-plain", tier, embedder, latency_qs, counted)
+                datasets, args.data_dir / "langchain-plain", tier, LocalMiniLMEmbeddings(), latency_qs, counted)
             baseline["peak_rss_mb"] = peak_rss_mb()
             baseline["tier"] = tier
             baseline["load1"], baseline["commit"] = os.getloadavg()[0], git_commit()

@@ -41,6 +41,18 @@ def peak_rss_mb(children: bool = False) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
 
+def own_peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM), MiB: unlike ru_maxrss it does not carry the high-water mark of the
+    process that forked or exec'd it (a spawned child's ru_maxrss starts at its parent's RSS)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
 def current_rss_mb() -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
