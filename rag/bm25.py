@@ -202,7 +202,7 @@ class BM25Index:
         vocab: dict[str, int] = {}
         corpus: list[list[int]] = []
         doc_freq: list[int] = []
-        for batch_ids, docs in self.store.iter_chunk_texts():
+        for batch_ids, docs in self.store.iter_chunks("documents"):
             ids.extend(batch_ids)
             for cid, d in zip(batch_ids, docs, strict=True):
                 row = [vocab.setdefault(t, len(vocab)) for t in chunk_terms(d, titles.get(_article_of(cid), ""))]

@@ -29,6 +29,21 @@ def unpack(s: str, dim: int) -> np.ndarray:
     return arr.reshape(-1, dim)
 
 
+def header_problem(built: str, wanted: str) -> str | None:
+    """Why chunk vectors read with header `built` cannot serve settings that read them with `wanted` (None: they
+    can). Headers: "none", "title" (RAG_EMBED_TITLE_HEADER) or "rebuilding" (a `rag ingest --rebuild` under way)."""
+    if built == wanted:
+        return None
+    if built == "rebuilding":
+        return "is being re-embedded by `rag ingest --rebuild`, or that run was interrupted - run it again."
+    if built not in ("none", "title"):
+        return (f"was embedded with a chunk header this version does not know ({built!r}) - upgrade the app, or run "
+                "`rag ingest --rebuild` to re-embed it.")
+    said = "with" if built == "title" else "without"
+    return (f"was embedded {said} article-title chunk headers, but RAG_EMBED_TITLE_HEADER is {wanted == 'title'} - "
+            f"run `rag ingest --rebuild` to re-embed it, or set RAG_EMBED_TITLE_HEADER={built == 'title'}.")
+
+
 def where_in(field: str, values: Sequence[str]) -> dict[str, Any]:
     """A Chroma filter matching any of `values` (at least one) in `field`."""
     return {field: {"$in": list(values)}} if len(values) > 1 else {field: values[0]}

@@ -62,6 +62,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    if args.watch and args.rebuild:
+        print("error: run `rag ingest --rebuild` on its own first, then `rag ingest --watch`", file=sys.stderr)
+        return EXIT_ERROR
     if args.watch:
         return cmd_watch(args)
     svc = _service(args)

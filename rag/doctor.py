@@ -64,7 +64,7 @@ def check(store: ChromaStore, bm25: BM25Index) -> DoctorReport:
     report.clusters = len({m.get("dup_of") for m in registry.values() if int(m.get("dup_n") or 1) > 1})
     per_article: Counter[str] = Counter()
     owner: dict[str, str] = {}
-    for ids, metas in store.iter_chunk_metadata(PAGE):
+    for ids, metas in store.iter_chunks("metadatas", PAGE):
         for cid, m in zip(ids, metas, strict=True):
             owner[cid] = str(m.get("article_id", ""))
     per_article.update(owner.values())

@@ -52,7 +52,9 @@ def frame_terms(question: str) -> set[str]:
     """The terms of a broad question's frame words (none for other questions)."""
     if not BROAD.search(question):
         return set()
-    return {t for m in _FRAME_WORD.finditer(question) for t in terms(m.group())}
+    # a capitalised one inside the question is a name ("News Corp", "the Situation Room"), not a frame word
+    return {t for m in _FRAME_WORD.finditer(question) if m.start() == 0 or not m.group()[0].isupper()
+            for t in terms(m.group())}
 
 
 def term_weights(question: str, standalone: str, idf: Callable[[str], float]) -> dict[str, float]:

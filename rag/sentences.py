@@ -32,7 +32,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 _TERMINAL = re.compile(r"[.!…][\"”’')\]]*$")
 _PRONOUN = re.compile(
-    r"^[\"“‘'(\s]*(?:(?:but|and|so|yet|then|still|now),?\s+)*"  # "But then he admitted ..." is still "he"
+    r"^[\"“‘'(\s]*(?:(?:but|and|so|yet|then|still|now),?\s+(?!that\b))*"  # "But then he ..." ("So that ..." not)
     r"(he|she|it|they|this|that|these|those|his|her|its|their|we|i)\b(?!-)",
     re.IGNORECASE,
 )

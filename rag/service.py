@@ -165,12 +165,16 @@ class RagService:
         """Re-embed every registered article from the text the index stores, with the current settings (for
         example the title header): the chunk collection is made anew, then BM25 and the copy clusters.
         Returns the number of articles re-embedded (0 when there is no index yet)."""
-        if not self._store.exists():
-            return 0
         with self._lock:
+            if not self._store.exists():
+                return 0
             self._store.reset_chunks()
+            # until every article is re-embedded the index says so: an interrupted run is not taken as done
+            self._store.set_embed_header("rebuilding")
+            self._store.bump_revision()
             ids = sorted(self._store.article_index())
             doctor.reindex(self._store, lambda: self.embedder, self._chunker(), ids)
+            self._store.set_embed_header(self._store.embed_header)
             self._store.bump_revision()
             self._bm25.rebuild()
             syndication.refresh(self._store)

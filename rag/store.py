@@ -11,7 +11,17 @@ import numpy as np
 
 from rag import owner
 from rag.chroma_client import call, connect, damaged_error, open_error
-from rag.chroma_records import chunk_metas, dated, is_current, pack, registry_meta, to_article, to_passages, where_in
+from rag.chroma_records import (
+    chunk_metas,
+    dated,
+    header_problem,
+    is_current,
+    pack,
+    registry_meta,
+    to_article,
+    to_passages,
+    where_in,
+)
 from rag.config import Settings
 from rag.errors import RagIndexError
 from rag.types import Article, Chunk, Passage
@@ -100,15 +110,6 @@ class ChromaStore:
                 f"{built_with!r}, not {self.model_name!r} - delete it and run `rag ingest` again."
             )
         self.schema_version = int((self._chunks.metadata or {}).get("schema_version", 1))
-        built_header = str((self._chunks.metadata or {}).get("embed_header", "none"))  # none: before headers
-        if built_header != self.embed_header:
-            self._chunks = self._articles = None
-            raise RagIndexError(
-                f"The index in {self.settings.index_location} was embedded "
-                f"{'with' if built_header == 'title' else 'without'} article-title chunk headers, but "
-                f"RAG_EMBED_TITLE_HEADER is {self.settings.embed_title_header} - run `rag ingest --rebuild` to "
-                f"re-embed it, or set RAG_EMBED_TITLE_HEADER={built_header == 'title'}."
-            )
         if self.schema_version > SCHEMA_VERSION:
             self._chunks = self._articles = None
             raise RagIndexError(
@@ -116,13 +117,21 @@ class ChromaStore:
                 f"schema {self.schema_version}; this version reads up to {SCHEMA_VERSION}) - upgrade the app, "
                 "or delete the index and run `rag ingest` again."
             )
+        problem = header_problem(str((self._chunks.metadata or {}).get("embed_header", "none")), self.embed_header)
+        if problem:
+            self._chunks = self._articles = None
+            raise RagIndexError(f"The index in {self.settings.index_location} {problem}")
 
     def set_schema_version(self, version: int) -> None:
         """Mark the chunk collection as holding what schema `version` stores (after an in-place upgrade)."""
-        meta = dict(self.chunks.metadata or {})
-        meta["schema_version"] = version
+        self.set_embed_header(self.embed_header, schema_version=version)
+
+    def set_embed_header(self, header: str, schema_version: int | None = None) -> None:
+        """Record what the chunk vectors are read with ("rebuilding" while `rag ingest --rebuild` runs)."""
+        meta = {**(self.chunks.metadata or {}), "embed_header": header}
+        if schema_version is not None:
+            meta["schema_version"] = self.schema_version = schema_version
         self._try(lambda: self.chunks.modify(metadata=meta))
-        self.schema_version = version
 
     @property
     def chunks(self) -> Any:
@@ -305,17 +314,11 @@ class ChromaStore:
             return None
         return to_article(article_id, got["documents"][0], got["metadatas"][0])
 
-    def iter_chunk_texts(self, batch: int = 5000) -> Iterator[tuple[list[str], list[str]]]:
-        total = self.count()
-        for offset in range(0, total, batch):
-            got = self._try(lambda offset=offset: self.chunks.get(include=["documents"], limit=batch, offset=offset))  # type: ignore[misc]
-            yield got["ids"], got["documents"]
-
-    def iter_chunk_metadata(self, batch: int = 5000) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
-        total = self.count()
-        for offset in range(0, total, batch):
-            got = self._try(lambda offset=offset: self.chunks.get(include=["metadatas"], limit=batch, offset=offset))  # type: ignore[misc]
-            yield got["ids"], got["metadatas"]
+    def iter_chunks(self, field: str, batch: int = 5000) -> Iterator[tuple[list[str], list[Any]]]:
+        """Every chunk's id and one stored field ("documents" or "metadatas"), a page at a time."""
+        for offset in range(0, self.count(), batch):
+            got = self._try(lambda offset=offset: self.chunks.get(include=[field], limit=batch, offset=offset))  # type: ignore[misc]
+            yield got["ids"], got[field]
 
     def probe_vectors(self) -> None:
         """A cheap health check of the vector index: one nearest-neighbour query and a page of stored

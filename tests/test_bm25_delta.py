@@ -126,9 +126,11 @@ def test_every_chunk_is_indexed_after_its_article_title(svc: RagService, tmp_pat
     them (delta and rebuild paths alike); the passage text stays the body."""
     svc.close()
     svc = RagService(make_settings(svc.settings.data_dir, bm25_title_header=True))
+    svc._bm25.rebuild()  # the fixture's index was built without the header
     (tmp_path / "long").mkdir()
     (tmp_path / "long" / "quokka.md").write_text(LONG)
     svc.ingest([tmp_path / "long"])  # small: the delta path
+    assert (svc._bm25.directory / DELTA_FILE).exists(), "the delta path indexed it"
     found = svc._store.get_passages(list(_quokka_chunks(svc)))
     assert len(found) >= 2, "the article spans several chunks, each found by its title"
     assert {p.title for p in found} == {"Quokka census on Rottnest"}

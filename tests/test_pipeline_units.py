@@ -180,3 +180,23 @@ def test_composition_root_takes_a_callers_chroma_client(tmp_path: Path, corpus_s
     assert other.stats()["articles"] == 1
     mine, seed = svc.retrieve("What does Russia want?", 3), corpus_service.retrieve("What does Russia want?", 3)
     assert [p.article_id for p in mine] == [p.article_id for p in seed]
+
+
+@pytest.mark.parametrize(
+    ("question", "frame"),
+    [
+        ("What does Russia want?", {"want"}),
+        ("What is the latest news on the ceasefire?", {"latest", "news"}),
+        ("What happened to News Corp's bid?", {"happen"}),  # "News Corp" is a name
+        ("What financial risks could Russia face?", set()),  # answers do say "risks": matched as a word
+        ("Who won the Stanley Cup?", set()),  # not a broad question
+    ],
+)
+def test_a_broad_questions_frame_words_are_not_matched_as_words(question: str, frame: set[str]) -> None:
+    from rag.gate import frame_terms, term_weights
+
+    assert frame_terms(question) == frame
+    weights = term_weights(question, question, lambda t: 1.0)
+    assert not frame & set(weights), "frame words carry no word-match weight"
+    assert weights, "the topic words do"
+    assert term_weights("What happened?", "What happened?", lambda t: 1.0) == {"happen": 1.0}  # nothing else left

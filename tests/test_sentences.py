@@ -44,6 +44,8 @@ def test_boilerplate_and_headings_are_never_quoted(text: str, reject: str) -> No
         ("But then he admitted the truth: there is no peace deal on the table.", True),
         ("And so they walked out of the talks in Istanbul.", True),
         ("But the Kremlin walked out of the talks in Istanbul.", False),
+        ("Now that the talks have stalled, the Kremlin is pressing on in Donetsk.", False),  # "that": a conjunction
+        ("So that Kyiv can hold the line, Washington resumed the weapons deliveries.", False),
     ],
 )
 def test_unnamed_speakers_and_bare_pronouns_need_the_sentence_before(text: str, needs_context: bool) -> None:

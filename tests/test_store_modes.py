@@ -334,3 +334,9 @@ def test_an_index_embedded_with_the_other_chunk_header_says_what_to_run(tmp_path
     headed.close()
     with pytest.raises(RagIndexError, match="with article-title chunk headers"):
         RagService(make_settings(data)).retrieve("What does Russia want?", 3)
+    # a rebuild cut short is not taken as done
+    headed = RagService(make_settings(data, embed_title_header=True))
+    headed._store.set_embed_header("rebuilding")
+    headed.close()
+    with pytest.raises(RagIndexError, match=r"interrupted - run it again"):
+        RagService(make_settings(data, embed_title_header=True)).retrieve("What does Russia want?", 3)
