@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evals.bench_plain import K, langchain_baseline, recall
 from evals.benchutil import (
     cpu_note,
     dir_size_mb,
@@ -38,17 +39,14 @@ from evals.realtimeqa import (
     ARTICLES,
     QUESTIONS,
     RtqaQuestion,
-    contains_answer,
-    is_short,
     iter_articles,
     load_questions,
 )
-from evals.retrieval import eligible_questions, split_of
+from evals.retrieval import eligible_questions
 from rag import Chunker, LocalMiniLMEmbeddings, RagService, Settings
 
 TIERS = (500, 2000, 5386)
 BASELINE_TIERS = (2000, 5386)
-K = 5
 METHODS = ("dense", "bm25", "hybrid")
 
 
@@ -71,21 +69,6 @@ def counted_questions(datasets: Path, questions: list[RtqaQuestion], n_articles:
     wanted = {aid for q in questions for aid in q.search_result_ids}
     texts = {str(r["id"]): r["text"] for r in iter_articles(datasets, n_articles) if str(r["id"]) in wanted}
     return [rq.question for rq in eligible_questions(questions, texts)]
-
-
-def recall(retrieve: Any, questions: list[RtqaQuestion]) -> dict[str, float]:
-    """recall@K (all, H1 dev, H1 test, one-word answers) and mean characters returned per question."""
-    hits: dict[str, list[bool]] = {"all": [], "dev": [], "test": [], "short": []}
-    chars = 0
-    for q in questions:
-        texts = retrieve(q.question)
-        hit = any(contains_answer(t, q.answer) for t in texts)
-        chars += sum(len(t) for t in texts)
-        for key in ("all", split_of(q), "short" if is_short(q.answer) else ""):
-            if key in hits:
-                hits[key].append(hit)
-    out = {k: sum(v) / max(len(v), 1) for k, v in hits.items()}
-    return {**out, "chars": chars / max(len(questions), 1)}
 
 
 # -- the raw model on a sample of the same chunks ----------------------------------------
@@ -215,50 +198,6 @@ def measure_queries(svc: RagService, latency_qs: list[str], counted: list[RtqaQu
     lat = latencies_ms(lambda q: svc.ask(q, k=K, mode="extractive"), latency_qs[:50])
     out["ask_p50_ms"], out["ask_p95_ms"] = percentile(lat, 50), percentile(lat, 95)
     return out
-
-
-# -- the plain LangChain tutorial pipeline ------------------------------------------------
-def langchain_baseline(
-    datasets: Path, directory: Path, n_articles: int, embedder: LocalMiniLMEmbeddings,
-    latency_qs: list[str], counted: list[RtqaQuestion],
-) -> dict[str, Any]:
-    from langchain_chroma import Chroma
-    from langchain_core.documents import Document
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    marker = directory / "ingest.json"
-    store = Chroma(collection_name="plain", embedding_function=embedder, persist_directory=str(directory))
-    built = json.loads(marker.read_text()) if marker.exists() else {"articles": 0, "chunks": 0, "ingest_s": 0.0}
-    if built["articles"] < n_articles:
-        # Grown like ours: only the articles this tier adds are split and embedded.
-        splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200, add_start_index=True)
-        t0 = time.perf_counter()
-        n_chunks = 0
-        batch: list[Document] = []
-        for i, rec in enumerate(iter_articles(datasets, n_articles), 1):
-            if i <= built["articles"]:
-                continue
-            meta = {"article_id": str(rec["id"]), "title": rec.get("title") or ""}
-            batch.extend(splitter.split_documents([Document(page_content=rec["text"], metadata=meta)]))
-            if len(batch) >= 512 or i == n_articles:
-                store.add_documents(batch)
-                n_chunks += len(batch)
-                batch = []
-                log(f"langchain baseline: {i}/{n_articles} articles, {n_chunks} chunks, "
-                    f"{n_chunks / (time.perf_counter() - t0):.1f} chunks/s")
-        if batch:
-            store.add_documents(batch)
-            n_chunks += len(batch)
-        took = time.perf_counter() - t0
-        built = {"articles": n_articles, "chunks": built["chunks"] + n_chunks, "ingest_s": built["ingest_s"] + took,
-                 "tier_chunks": n_chunks, "tier_ingest_s": took}
-        marker.write_text(json.dumps(built))
-    built["chunks_per_s"] = built["chunks"] / built["ingest_s"] if built["ingest_s"] else 0.0
-    lat = latencies_ms(lambda q: store.similarity_search(q, k=K), latency_qs)
-    r = recall(lambda q: [d.page_content for d in store.similarity_search(q, k=K)], counted)
-    return {**built, "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "recall": r["all"],
-            "recall_dev": r["dev"], "recall_test": r["test"], "recall_short": r["short"],
-            "chars": r["chars"], "disk_mb": dir_size_mb(directory)}
 
 
 # -- report --------------------------------------------------------------------------------
