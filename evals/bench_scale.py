@@ -131,12 +131,17 @@ def ingest_tier(settings: Settings, path: Path, tier: int, embedder: LocalMiniLM
     }
 
 
-def _ingest_child(data_dir: str, path: str, tier: int) -> dict[str, Any]:
-    """One tier's ingest in a process of its own (as `rag ingest` runs), with that process's peak RSS."""
+def _quiet() -> None:
+    """Each process of the bench (the children are spawned fresh): no telemetry, no library chatter."""
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("chromadb", "httpx", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _ingest_child(data_dir: str, path: str, tier: int) -> dict[str, Any]:
+    """One tier's ingest in a process of its own (as `rag ingest` runs), with that process's peak RSS."""
+    _quiet()
     settings = Settings(data_dir=Path(data_dir))  # type: ignore[call-arg]
     out = ingest_tier(settings, Path(path), tier, LocalMiniLMEmbeddings())
     return {**out, "ingest_peak_rss_mb": own_peak_rss_mb()}
@@ -145,10 +150,7 @@ def _ingest_child(data_dir: str, path: str, tier: int) -> dict[str, Any]:
 def _measure_child(data_dir: str, path: str, tier: int, prev_tier: int, sample_size: int,
                    n_latency: int) -> dict[str, Any]:
     """A tier's figures after its ingest, in a fresh process (the app's view: one model, one index)."""
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("chromadb", "httpx", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    _quiet()
     settings = Settings(data_dir=Path(data_dir))  # type: ignore[call-arg]
     datasets = settings.datasets_dir
     questions = load_questions(datasets / QUESTIONS)
@@ -278,10 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-at", type=int, nargs="*", default=list(BASELINE_TIERS),
                    help="tiers at which to measure the plain LangChain pipeline (none: skip it)")
     args = p.parse_args(argv)
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("chromadb", "httpx", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    _quiet()
 
     settings = Settings(data_dir=args.data_dir)  # type: ignore[call-arg]  # the rest from RAG_* / .env
     datasets = settings.datasets_dir

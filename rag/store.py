@@ -124,13 +124,15 @@ class ChromaStore:
 
     def set_schema_version(self, version: int) -> None:
         """Mark the chunk collection as holding what schema `version` stores (after an in-place upgrade)."""
-        self.set_embed_header(self.embed_header, schema_version=version)
+        self._set_chunks_meta(schema_version=version)
+        self.schema_version = version
 
-    def set_embed_header(self, header: str, schema_version: int | None = None) -> None:
+    def set_embed_header(self, header: str) -> None:
         """Record what the chunk vectors are read with ("rebuilding" while `rag ingest --rebuild` runs)."""
-        meta = {**(self.chunks.metadata or {}), "embed_header": header}
-        if schema_version is not None:
-            meta["schema_version"] = self.schema_version = schema_version
+        self._set_chunks_meta(embed_header=header)
+
+    def _set_chunks_meta(self, **fields: Any) -> None:
+        meta = {**(self.chunks.metadata or {}), **fields}
         self._try(lambda: self.chunks.modify(metadata=meta))
 
     @property
