@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.bm25build import SegmentBuilder
 from rag.bm25delta import Delta
 from rag.dates import UNDATED_DAY, day_number, from_day_number
+from rag.memory import release_free_memory
 from rag.store import ChromaStore
 from rag.text import terms
 from rag.types import DateFilter
@@ -147,12 +149,18 @@ class BM25Index:
                     alive[i] = 0.0
             self._alive = alive
 
-    def update(self, before: str | None, article_ids: set[str]) -> None:
+    def update(self, before: str | None, article_ids: set[str], chunks_changed: int = 0) -> None:
         """After a change to these articles, bring the index to the store's revision: a small change goes
         to the delta segment (added chunks, deleted ones masked), a large one (or an index that did not
-        describe the store at revision `before`) rebuilds the whole index, merging the delta."""
+        describe the store at revision `before`) rebuilds the whole index, merging the delta.
+
+        `chunks_changed` (chunks added plus removed, when the caller knows it) lets a change that is
+        certainly large rebuild at once, without loading the old index first."""
         with self._lock:
             revision = self.store.revision()
+            if chunks_changed > max(DELTA_MERGE_MIN, DELTA_MERGE_FRACTION * self.store.count()):
+                self.rebuild(revision)
+                return
             if before is None or not self._load(before):
                 self.rebuild(revision)
                 return
@@ -191,28 +199,20 @@ class BM25Index:
 
     def rebuild(self, revision: str | None = None) -> None:
         """Tokenise every chunk in the store and persist a new index."""
-        bm25s = _bm25s()
+        _bm25s()  # quiets its logger
 
         revision = revision if revision is not None else self.store.revision()
         registry = self.store.article_index()
         titles = {aid: str(m.get("title") or "") for aid, m in registry.items()} if self.header == "title" else {}
-        # Tokens become vocabulary ids batch by batch: a repeated id is one shared int object, so
-        # memory grows by a pointer per token instead of a string per token.
+        builder = SegmentBuilder()  # each chunk's distinct terms and counts in flat arrays (rag.bm25build)
         ids: list[str] = []
-        vocab: dict[str, int] = {}
-        corpus: list[list[int]] = []
-        doc_freq: list[int] = []
         for batch_ids, docs in self.store.iter_chunks("documents"):
             ids.extend(batch_ids)
             for cid, d in zip(batch_ids, docs, strict=True):
-                row = [vocab.setdefault(t, len(vocab)) for t in chunk_terms(d, titles.get(_article_of(cid), ""))]
-                corpus.append(row)
-                doc_freq.extend([0] * (len(vocab) - len(doc_freq)))
-                for t in set(row):
-                    doc_freq[t] += 1
-        df = {term: doc_freq[i] for term, i in vocab.items()}
-        avgdl = sum(len(r) for r in corpus) / len(corpus) if corpus else 0.0
+                builder.add(chunk_terms(d, titles.get(_article_of(cid), "")))
+        df, avgdl = builder.df(), builder.avgdl
         article_days = {aid: int(m.get("published_day", UNDATED_DAY) or 0) for aid, m in registry.items()}
+        del registry, titles
         # chunk ids are "<article_id>:<hash>:<index>" (rag.chunking)
         days = [article_days.get(cid.rsplit(":", 2)[0], UNDATED_DAY) for cid in ids]
         model = None
@@ -220,9 +220,10 @@ class BM25Index:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True, exist_ok=True)
         if ids:
-            model = bm25s.BM25()
-            model.index((corpus, vocab), show_progress=False)
+            model = builder.model()
             model.save(str(tmp / "index"), show_progress=False)
+        del builder
+        release_free_memory()  # the build's and the store reads' freed heap (rag.memory)
         (tmp / "meta.json").write_text(
             json.dumps(
                 {"revision": revision, "ids": ids, "df": df, "days": days, "avgdl": avgdl, "header": self.header}

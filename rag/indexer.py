@@ -13,6 +13,7 @@ from rag.chunking import Chunker
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import CorpusError
 from rag.ingest import Skipped, iter_files, load_articles, suffix_of
+from rag.memory import release_free_memory
 from rag.store import ChromaStore
 from rag.types import Article, Chunk
 
@@ -141,6 +142,7 @@ class Indexer:
                 return
             (future, batch), inflight = inflight, None
             future.result()
+            release_free_memory()  # Chroma's write buffers, freed but kept by malloc (rag.memory)
             for article, cs, is_update in batch:
                 report.changed_ids.add(article.article_id)
                 report.chunks_added += len(cs)

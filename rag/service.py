@@ -149,7 +149,7 @@ class RagService:
                 paths, sync=sync, progress=progress, limit=limit
             )
             if report.changed_ids:  # a small change goes to the delta segment, a large one rebuilds (merges)
-                self._bm25.update(before, report.changed_ids)
+                self._bm25.update(before, report.changed_ids, report.chunks_added + report.chunks_removed)
             elif not self._bm25.loads_current():  # a damaged BM25 file is rebuilt here too
                 self._bm25.rebuild()
             if report.changed_ids or self._store.schema_version < SCHEMA_VERSION:

@@ -24,6 +24,7 @@ from rag.chroma_records import (
 )
 from rag.config import Settings
 from rag.errors import RagIndexError
+from rag.memory import release_free_memory
 from rag.types import Article, Chunk, Passage
 
 T = TypeVar("T")
@@ -308,6 +309,7 @@ class ChromaStore:
         for offset in range(0, total, 5000):
             got = self._try(lambda offset=offset: self.articles.get(include=["metadatas"], limit=5000, offset=offset))  # type: ignore[misc]
             out.update(zip(got["ids"], got["metadatas"], strict=True))
+            release_free_memory()  # what Chroma allocated for the page (rag.memory)
         return out
 
     def get_article(self, article_id: str) -> Article | None:
@@ -320,6 +322,7 @@ class ChromaStore:
         """Every chunk's id and one stored field ("documents" or "metadatas"), a page at a time."""
         for offset in range(0, self.count(), batch):
             got = self._try(lambda offset=offset: self.chunks.get(include=[field], limit=batch, offset=offset))  # type: ignore[misc]
+            release_free_memory()
             yield got["ids"], got[field]
 
     def probe_vectors(self) -> None:
