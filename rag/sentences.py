@@ -27,6 +27,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r".{0,40}\b(for|at|with) [A-Z]"),
         ("bio", r"^\s*[A-Z][\w.'-]+ [A-Z][\w.'-]+ covers\b"),
         ("label", r"^\s*(editor's note|ai-assisted summary|advertisement|story continues|need a break)\b"),
+        ("legal", r"^\s*(copyright\b|©|\(c\) \d)|\ball rights reserved\b|\b(originally (published|appeared)|"
+                  r"republished|reproduced|reprinted) (on|in|with|by)\b.*\b(permission|publication|news|times|post)\b"),
         ("caption", r"\((photo|image|video|credit)\b|\bgetty images\b|\bap photo\b|^\s*(photo|image|credit)\s*:"),
     )
 )

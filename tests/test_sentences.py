@@ -18,6 +18,10 @@ from rag.sentences import learned_lines, line_key, quality
         ("Sign up for our free morning newsletter here.", "boilerplate:sign-up"),
         ("Jane Doe is a breaking news reporter at USA TODAY. Reach her at jdoe@usatoday.com.", "boilerplate:bio"),
         ("There is no peace deal ‒ because Russia doesn't want one", "heading"),
+        ("Copyright 1999-2026 Worthy News.", "boilerplate:legal"),
+        ("This article was originally published on Worthy News and was reproduced with permission.",
+         "boilerplate:legal"),
+        ("The copyright lawsuit was filed in March by three authors.", ""),
         ("Four of the officials said Russia is using talks with Washington to seek sanctions relief.", ""),
     ],
 )
