@@ -158,7 +158,7 @@ class BM25Index:
         certainly large rebuild at once, without loading the old index first."""
         with self._lock:
             revision = self.store.revision()
-            if chunks_changed > max(DELTA_MERGE_MIN, DELTA_MERGE_FRACTION * self.store.count()):
+            if chunks_changed > DELTA_MERGE_MIN and chunks_changed > DELTA_MERGE_FRACTION * self.store.count():
                 self.rebuild(revision)
                 return
             if before is None or not self._load(before):
