@@ -1,8 +1,9 @@
 """What the judge costs per LLM answer: `python -m evals.judge_cost [--answers N]` prints ms per answer.
 
-Each answer is 6 sentences citing 5 passages of about 800 characters (the default chunk size) from
-different RealTime QA articles (the seed article when the dataset is absent); the model is loaded
-(warm), but every answer brings new passages, so each is encoded once, as in a real answer.
+Each answer is 6 sentences citing 5 passages from different RealTime QA articles (the seed article when the
+dataset is absent), each passage the article's longest chunk as ingest cuts it (up to the chunk size, 800
+characters by default); the model is loaded (warm), but every answer brings new passages, so each is encoded
+once, as in a real answer.
 """
 
 from __future__ import annotations
@@ -16,22 +17,22 @@ import time
 from pathlib import Path
 
 from rag import Settings, SupportJudge
-from rag.chunking import split_sentences
+from rag.chunking import Chunker
 from rag.citations import DraftSentence, Renumberer
-from rag.types import Passage
+from rag.types import Article, Passage
 from rag.verify import verify
 
-PASSAGE_CHARS = 800  # rag/config.py chunk_size default
 SENTENCES, PASSAGES = 6, 5  # the issue's budget: up to 6 sentences, 5 passages, under 200 ms
 
 
-def _passages(texts: list[str]) -> list[Passage]:
+def _passages(texts: list[str], chunker: Chunker) -> list[Passage]:
+    """One passage per article as retrieval returns them: the article's longest chunk from the ingest chunker
+    (chunk size 800 with sentence-aware breaks, so at most 800 characters)."""
     out = []
     for n, text in enumerate(texts):
-        spans = split_sentences(text)
-        end = next((e for _, e in spans if e >= PASSAGE_CHARS), len(text))
-        chunk = text[:end]
-        out.append(Passage(f"c{n}", f"a{n}", chunk, 0, end, [(s, e) for s, e in spans if e <= end], {}))
+        article = Article(f"a{n}", text, "", True, content_hash="0" * 10)
+        c = max(chunker.split(article), key=lambda c: len(c.text))
+        out.append(Passage(c.chunk_id, c.article_id, c.text, c.start, c.end, list(c.sentences), {}))
     return out
 
 
@@ -48,7 +49,7 @@ def _articles(settings: Settings, n: int) -> list[str]:
         with gzip.open(path, "rt", encoding="utf-8") as f:
             for line in f:
                 text = json.loads(line).get("text", "")
-                if len(text) > 2 * PASSAGE_CHARS:
+                if len(text) > 2 * settings.chunk_size:
                     out.append(text)
                 if len(out) == n:
                     return out
@@ -60,11 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--answers", type=int, default=10)
     args = p.parse_args(argv)
-    texts = _articles(Settings(), PASSAGES * (args.answers + 1))
+    settings = Settings()
+    texts = _articles(settings, PASSAGES * (args.answers + 1))
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     judge = SupportJudge()
     times = []
     for a in range(args.answers + 1):
-        passages = _passages(texts[a * PASSAGES : (a + 1) * PASSAGES])
+        passages = _passages(texts[a * PASSAGES : (a + 1) * PASSAGES], chunker)
         claims = [_sentence(passages[i % PASSAGES], i // PASSAGES) for i in range(SENTENCES)]
         drafts = [DraftSentence(c, [i % PASSAGES, (i + 1) % PASSAGES] if i % 2 else [i % PASSAGES])
                   for i, c in enumerate(claims)]
@@ -75,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     model = []  # the same passages through the plain embedder: what the model alone costs right now
     for a in range(1, args.answers + 1):
         t = time.perf_counter()
-        judge.embedder.encode([q.text for q in _passages(texts[a * PASSAGES : (a + 1) * PASSAGES])])
+        judge.embedder.encode([q.text for q in _passages(texts[a * PASSAGES : (a + 1) * PASSAGES], chunker)])
         model.append((time.perf_counter() - t) * 1000)
-    print(f"judge per answer ({SENTENCES} sentences, {PASSAGES} passages of ~{PASSAGE_CHARS} chars, warm, "
+    print(f"judge per answer ({SENTENCES} sentences, {PASSAGES} chunks of up to {settings.chunk_size} chars, warm, "
           f"{args.answers} answers): p50 {statistics.median(times):.0f} ms, max {max(times):.0f} ms; "
           f"the model alone on the same passages: p50 {statistics.median(model):.0f} ms")
     return 0
