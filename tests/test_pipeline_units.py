@@ -200,3 +200,20 @@ def test_a_broad_questions_frame_words_are_not_matched_as_words(question: str, f
     assert not frame & set(weights), "frame words carry no word-match weight"
     assert weights, "the topic words do"
     assert term_weights("What happened?", "What happened?", lambda t: 1.0) == {"happen": 1.0}  # nothing else left
+
+
+@pytest.mark.parametrize(
+    ("question", "broad"),
+    [
+        ("What does Russia want?", True),
+        ("What did Cory Booker do before his speech?", True),  # "do" as the verb
+        ("How does Europe's view of the peace talks differ from Washington's?", True),  # two sides
+        ("What is changing in the baggage policy?", True),
+        ("How did one European intelligence chief describe the talks in Geneva?", False),  # "did" as an auxiliary
+        ("How much money did the European Union pledge?", False),
+    ],
+)
+def test_broad_questions_are_told_from_factoids(question: str, broad: bool) -> None:
+    from rag.brief import is_broad
+
+    assert is_broad(question) is broad
