@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -158,6 +159,10 @@ def test_one_json_log_line_per_request_without_key_or_question(seed: Path, debug
             assert bad.get("/v1/articles").status_code == 401
         with client(url, key=None) as anon:
             assert anon.get("/healthz").status_code == 200
+        # a request's line is logged just after its response is sent: wait for the fourth (at most 10 s)
+        deadline = time.monotonic() + 10
+        while len(lines) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
     records = [json.loads(line) for line in lines]
     assert [(r["method"], r["route"], r["status"]) for r in records] == [
         ("POST", "/v1/ask", 200),
