@@ -158,7 +158,7 @@ class BM25Index:
         certainly large rebuild at once, without loading the old index first."""
         with self._lock:
             revision = self.store.revision()
-            if chunks_changed > DELTA_MERGE_MIN and chunks_changed > DELTA_MERGE_FRACTION * self.store.count():
+            if chunks_changed > DELTA_MERGE_MIN and _merges(chunks_changed, self.store.count()):  # count only if it may
                 self.rebuild(revision)
                 return
             if before is None or not self._load(before):
@@ -180,7 +180,7 @@ class BM25Index:
                 [old.days[i] for i in keep] + [day_of.get(_article_of(c), UNDATED_DAY) for c in ids],
                 sorted(deleted),
             )
-            if len(delta.ids) + len(delta.deleted) > max(DELTA_MERGE_MIN, DELTA_MERGE_FRACTION * len(self._ids)):
+            if _merges(len(delta.ids) + len(delta.deleted), len(self._ids)):
                 self.rebuild(revision)
                 return
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -290,6 +290,11 @@ class BM25Index:
             hits += [(delta.ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
             hits.sort(key=lambda h: -h[1])
         return hits[:n]
+
+
+def _merges(delta_chunks: int, main_chunks: int) -> bool:
+    """Whether a delta this size is merged, i.e. the whole index rebuilt instead of the delta written."""
+    return delta_chunks > max(DELTA_MERGE_MIN, DELTA_MERGE_FRACTION * main_chunks)
 
 
 def _article_of(chunk_id: str) -> str:

@@ -41,9 +41,10 @@ CONTEXT_WEIGHT = 0.5  # terms a follow-up borrowed from the conversation count h
 # latest news, view our story") is rarely the answer. So those frame words are not matched lexically: the topic
 # words are, and the sentence vectors judge the facet. Nouns that also mark a broad question (risks, goals,
 # demands, changes) stay matched: answers do use them ("very high financial risks").
+# "do" counts as the verb ("What did Booker do?"), not as an auxiliary ("How did X describe ...?"); a comparison
+# ("How does X's view differ from Y's?") has two sides to cover.
 _BROAD_WORDS = (r"wants?|wanted|happen\w*|risks?|known|know|about|chang\w*|latest|news|goals?|demands?|do|doing"
-                r"|situation|state|stand|differ\w*|compare\w*")  # "do" as the verb ("What did Booker do?"), not
-# "How did X describe ...?"; a comparison ("How does X's view differ from Y's?") has two sides to cover
+                r"|situation|state|stand|differ\w*|compare\w*")
 BROAD = re.compile(rf"^\s*(what|why|how|tell me)\b.*\b({_BROAD_WORDS})\b", re.IGNORECASE)
 _FRAME_WORD = re.compile(r"\b(wants?|wanted|wanting|happen\w*|known|know|about|latest|news|doing|situation|stand)\b",
                          re.IGNORECASE)
