@@ -6,6 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -266,6 +267,14 @@ class LLMAnswerer:
             [("system", load_prompt("answer_system")), ("human", load_prompt("answer_user"))]
         )
         self.runnable = prompt | model
+        # The judge encodes the passages while the model writes (the answer's sentences are all it waits for
+        # afterwards): one worker, since encoding is CPU-bound and the model is usually elsewhere.
+        self._encoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge-passages")
+
+    def _encode_passages(self, texts: list[str]) -> float:
+        t = time.perf_counter()
+        self.judge.prepare([], texts)
+        return (time.perf_counter() - t) * 1000
 
     def _pieces(self, inputs: dict[str, Any]) -> Iterator[str]:
         """Model output pieces; a retryable failure before the first piece is retried with backoff."""
@@ -291,6 +300,7 @@ class LLMAnswerer:
         }
         renumber = Renumberer(len(passages))
         markers = MarkerStream(renumber)
+        encoded = self._encoding.submit(self._encode_passages, [p.text for p in passages])
         t0 = time.perf_counter()
         first: float | None = None
         for piece in self._pieces(inputs):
@@ -305,12 +315,15 @@ class LLMAnswerer:
         timings = {"llm": (time.perf_counter() - t0) * 1000}
         if first is not None:
             timings["llm_first_token"] = first
-        answer = self.finish(prepared, markers.raw, renumber)
+        answer = self.finish(prepared, markers.raw, renumber, encoded)
         answer.timings_ms = {**timings, **answer.timings_ms}  # returned with the answer, not written elsewhere
         yield answer
 
-    def finish(self, prepared: Prepared, raw: str, renumber: Renumberer) -> Answer:
-        """The final Answer for the model's raw text: refusal, or verified cited sentences."""
+    def finish(
+        self, prepared: Prepared, raw: str, renumber: Renumberer, encoded: Future[float] | None = None
+    ) -> Answer:
+        """The final Answer for the model's raw text: refusal, or verified cited sentences. ``encoded`` is the
+        judge's encoding of the passages, started when the model was asked (its error, if any, is raised)."""
         if not raw.strip():
             raise AnswerFormatError(
                 f"The model {self.settings.llm_model!r} returned an empty answer - ask again, try another model "
@@ -329,15 +342,16 @@ class LLMAnswerer:
             # the model's own refusal says what a date filter left, as the gate's does
             return Answer(answer=refusal_text(prepared.request.refusal_note), refused=True, **base)  # type: ignore[arg-type]
         t = time.perf_counter()
+        timings = {"verify_passages": encoded.result()} if encoded is not None else {}
         checked = verify(drafts, passages, renumber, self.judge)
-        verify_ms = (time.perf_counter() - t) * 1000
+        timings["verify"] = (time.perf_counter() - t) * 1000  # after the answer: waiting for the passages included
         text = " ".join(s.text + (" " + render(s.citations) if s.citations else "") for s in checked.sentences)
         return Answer(
             answer=text,
             refused=False,
             citations=checked.citations,
             sentences=checked.sentences,
-            timings_ms={"verify": verify_ms},
+            timings_ms=timings,
             **base,  # type: ignore[arg-type]
         )
 

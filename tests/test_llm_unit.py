@@ -7,7 +7,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from rag import AnswerFormatError, ModelError, RagService, Turn
+from rag import Answer, AnswerFormatError, ConfigError, ModelError, RagService, Turn
 from rag.citations import MarkerStream, Renumberer, find_markers, rewrite, split_cited
 from rag.gate import REFUSAL_TEXT
 from rag.judge import SupportJudge
@@ -435,3 +435,45 @@ def test_model_refusal_under_a_date_filter_says_what_the_filter_left(tmp_path: P
     a = svc.ask("What did the negotiators discuss about the grain corridor?", mode="llm", since="2025-01-01")
     assert a.refused and a.mode == "llm", "the gate let it through; the model refused"
     assert a.answer.startswith(REFUSAL_TEXT) and "Only 1 of the 2 articles" in a.answer, a.answer
+
+
+class _WatchedJudge(SupportJudge):
+    """The shipped judge, noting when it is asked to encode passages (or failing to, when told to)."""
+
+    def __init__(self, base: SupportJudge, fail: bool = False) -> None:
+        super().__init__(base.embedder, base.params)
+        self.passages_seen = threading.Event()
+        self.fail = fail
+
+    def prepare(self, claims: Sequence[str], evidences: Sequence[str]) -> None:
+        if evidences and not claims:
+            self.passages_seen.set()
+            if self.fail:
+                raise ConfigError("the model files are broken - reinstall with `make install`")
+        super().prepare(claims, evidences)
+
+
+def test_passages_are_encoded_while_the_model_writes(index_dir: Path, judge: SupportJudge, tmp_path: Path) -> None:
+    watched = _WatchedJudge(judge)
+    seen_while_writing: list[bool] = []
+
+    def script(prompt: str) -> str:  # the model "writes" until the judge has been given the passages
+        seen_while_writing.append(watched.passages_seen.wait(10))
+        return first_sentence(passages_in(prompt)[1]) + " [1]"
+
+    answerer = LLMAnswerer(ScriptedChatModel(script=script), _settings(tmp_path), watched)
+    answer = list(answerer.stream(_request(index_dir, "Where did the latest negotiations take place?")))[-1]
+    assert seen_while_writing == [True]
+    assert isinstance(answer, Answer) and answer.sentences[0].verdict == "supported"
+    assert answer.timings_ms["verify_passages"] > 0 and answer.timings_ms["verify"] > 0
+
+
+def test_a_failure_to_encode_the_passages_is_raised_not_hidden(
+    index_dir: Path, judge: SupportJudge, tmp_path: Path
+) -> None:
+    answerer = LLMAnswerer(
+        ScriptedChatModel(script=lambda p: first_sentence(passages_in(p)[1]) + " [1]"), _settings(tmp_path),
+        _WatchedJudge(judge, fail=True),
+    )
+    with pytest.raises(ConfigError, match="reinstall"):
+        list(answerer.stream(_request(index_dir, "Where did the latest negotiations take place?")))
