@@ -9,12 +9,13 @@ import math
 import shutil
 import threading
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from rag.bm25build import SegmentBuilder
+from rag.bm25build import COUNTS_FILE, SavedCounts, SegmentBuilder
 from rag.bm25delta import Delta
 from rag.dates import UNDATED_DAY, day_number, from_day_number
 from rag.memory import release_free_memory
@@ -159,7 +160,7 @@ class BM25Index:
         with self._lock:
             revision = self.store.revision()
             if chunks_changed > DELTA_MERGE_MIN and _merges(chunks_changed, self.store.count()):  # count only if it may
-                self.rebuild(revision)
+                self.rebuild(revision, self._reusable(before, article_ids))
                 return
             if before is None or not self._load(before):
                 self.rebuild(revision)
@@ -181,7 +182,7 @@ class BM25Index:
                 sorted(deleted),
             )
             if _merges(len(delta.ids) + len(delta.deleted), len(self._ids)):
-                self.rebuild(revision)
+                self.rebuild(revision, self._reusable(before, article_ids))
                 return
             self.directory.mkdir(parents=True, exist_ok=True)
             delta.save(self.directory)
@@ -197,19 +198,51 @@ class BM25Index:
             return False
         return bool(meta.get("revision") == self.store.revision() and meta.get("header", "none") == self.header)
 
-    def rebuild(self, revision: str | None = None) -> None:
-        """Tokenise every chunk in the store and persist a new index."""
+    def _reusable(self, before: str | None, article_ids: set[str]) -> Reuse | None:
+        """The rows the last full build saved, when they and the delta (if any) describe the store at `before`,
+        with what has changed since: chunks the delta masked and the articles of this change."""
+        if before is None:
+            return None
+        delta = Delta.load(self.directory)
+        base = delta.base if delta is not None and delta.revision == before else before
+        saved = SavedCounts.load(self.directory / COUNTS_FILE, base, self.header)
+        if saved is None:
+            return None
+        return Reuse(saved, set(delta.deleted) if delta is not None and base != before else set(), article_ids)
+
+    def rebuild(self, revision: str | None = None, reuse: Reuse | None = None) -> None:
+        """Tokenise every chunk in the store and persist a new index. With `reuse`, chunks unchanged since the
+        last full build take their saved rows, and only the others' text is read back from the store."""
         _bm25s()  # quiets its logger
 
         revision = revision if revision is not None else self.store.revision()
         registry = self.store.article_index()
         titles = {aid: str(m.get("title") or "") for aid, m in registry.items()} if self.header == "title" else {}
-        builder = SegmentBuilder()  # each chunk's distinct terms and counts in flat arrays (rag.bm25build)
         ids: list[str] = []
-        for batch_ids, docs in self.store.iter_chunks("documents"):
-            ids.extend(batch_ids)
-            for cid, d in zip(batch_ids, docs, strict=True):
-                builder.add(chunk_terms(d, titles.get(_article_of(cid), "")))
+        if reuse is None:
+            builder = SegmentBuilder()  # each chunk's distinct terms and counts in flat arrays (rag.bm25build)
+            for batch_ids, docs in self.store.iter_chunks("documents"):
+                ids.extend(batch_ids)
+                for cid, d in zip(batch_ids, docs, strict=True):
+                    builder.add(chunk_terms(d, titles.get(_article_of(cid), "")))
+        else:
+            builder = reuse.saved.builder()
+            pos = {cid: i for i, cid in enumerate(reuse.saved.ids)}
+            read = 0
+            for batch_ids in self.store.iter_chunk_ids():
+                kept = {c: i for c in batch_ids if (i := pos.get(c)) is not None and reuse.unchanged(c)}
+                texts = self.store.documents_of([c for c in batch_ids if c not in kept])
+                read += len(texts)
+                for cid in batch_ids:
+                    if cid in kept:
+                        builder.add_counted(*reuse.saved.row(kept[cid]))
+                    elif cid in texts:
+                        builder.add(chunk_terms(texts[cid], titles.get(_article_of(cid), "")))
+                    else:
+                        continue  # deleted since it was listed
+                    ids.append(cid)
+            log.info("BM25 rebuild: %d chunks' rows reused, %d read from the store", len(ids) - read, read)
+        builder.compact()
         df, avgdl = builder.df(), builder.avgdl
         article_days = {aid: int(m.get("published_day", UNDATED_DAY) or 0) for aid, m in registry.items()}
         del registry, titles
@@ -222,6 +255,7 @@ class BM25Index:
         if ids:
             model = builder.model()
             model.save(str(tmp / "index"), show_progress=False)
+            builder.save(tmp / COUNTS_FILE, ids, revision, self.header)
         del builder
         release_free_memory()  # the build's and the store reads' freed heap (rag.memory)
         (tmp / "meta.json").write_text(
@@ -290,6 +324,18 @@ class BM25Index:
             hits += [(delta.ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
             hits.sort(key=lambda h: -h[1])
         return hits[:n]
+
+
+@dataclass
+class Reuse:
+    """Saved rows of the last full build and what changed since (rag.bm25build.SavedCounts)."""
+
+    saved: SavedCounts
+    masked: set[str]  # chunks the delta masked
+    articles: set[str]  # articles of the change being merged
+
+    def unchanged(self, chunk_id: str) -> bool:
+        return chunk_id not in self.masked and _article_of(chunk_id) not in self.articles
 
 
 def _merges(delta_chunks: int, main_chunks: int) -> bool:

@@ -5,17 +5,31 @@ tokens) that list and the per-chunk dictionaries bm25s makes from it cost a few 
 build's time. Here each chunk adds its distinct terms and their counts to compact arrays as it is read, and
 the score matrix is computed in numpy with the formula bm25s uses (method "lucene", k1 1.5, b 0.75), then
 handed to a `bm25s.BM25` that saves, loads and retrieves as usual.
+
+The arrays are saved beside the segment (`SavedCounts`), so that the next full build - when a delta grows too
+large and is merged - takes the rows of unchanged chunks from them and reads only the changed chunks' text
+back from the store.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from array import array
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rag.bm25delta import K1, B
+
+log = logging.getLogger(__name__)
+
+COUNTS_FILE = "counts.npz"
+# what a saved row depends on besides the chunk's text (which its id pins: rag.chunking): the tokeniser's code
+TERMS_VERSION = hashlib.sha256((Path(__file__).with_name("text.py")).read_bytes()).hexdigest()[:16]
 
 
 class SegmentBuilder:
@@ -39,6 +53,39 @@ class SegmentBuilder:
         self._distinct.append(len(counts))
         self._lengths.append(len(row))
 
+    def add_counted(self, term_ids: np.ndarray, counts: np.ndarray, length: int) -> None:
+        """A chunk already counted (a saved row; its term ids are this builder's: `SavedCounts.builder`)."""
+        self._terms.extend(term_ids.tolist())
+        self._counts.extend(counts.tolist())
+        self._distinct.append(len(term_ids))
+        self._lengths.append(length)
+
+    def compact(self) -> None:
+        """Drop terms that no chunk has (left by reused vocabularies) and renumber the rest in order."""
+        df = self.doc_freqs()
+        if df.all():
+            return
+        keep = df > 0
+        new_id = (np.cumsum(keep) - 1).astype(np.int32)
+        terms = np.frombuffer(self._terms, dtype=np.int32)
+        self._terms = array("i", new_id[terms].tobytes())
+        self.vocab = {t: int(new_id[i]) for t, i in self.vocab.items() if keep[i]}
+
+    def save(self, path: Path, ids: list[str], revision: str, header: str) -> None:
+        """The rows (compacted) for the next full build, keyed by the store revision they describe."""
+        self.compact()
+        vocab = "\n".join(self.vocab)  # terms hold no whitespace (rag.text)
+        def ints(a: array) -> np.ndarray:  # type: ignore[type-arg]
+            return np.frombuffer(a, dtype=np.int32)
+
+        with path.open("wb") as fh:
+            np.savez(
+                fh, terms=ints(self._terms), counts=ints(self._counts), distinct=ints(self._distinct),
+                lengths=ints(self._lengths), vocab=np.frombuffer(vocab.encode("utf-8"), dtype=np.uint8),
+                ids=np.array(ids),
+                key=np.array([revision, header, TERMS_VERSION]),
+            )
+
     @property
     def avgdl(self) -> float:
         return float(np.frombuffer(self._lengths, dtype=np.int32).mean()) if len(self) else 0.0
@@ -54,6 +101,7 @@ class SegmentBuilder:
         """A bm25s.BM25 over the chunks added, as `BM25().index((ids, vocab))` would build it."""
         import bm25s
 
+        self.compact()
         n_docs = len(self)
         terms = np.frombuffer(self._terms, dtype=np.int32)
         tf = np.frombuffer(self._counts, dtype=np.int32).astype(np.float32)
@@ -78,3 +126,46 @@ class SegmentBuilder:
         model.unique_token_ids_set = set(vocab.values())
         model.nonoccurrence_array = None  # only BM25L and BM25+ use it
         return model
+
+
+@dataclass
+class SavedCounts:
+    """The rows a full build saved: each chunk's distinct term ids and counts, and its length."""
+
+    ids: list[str]
+    vocab: list[str]
+    terms: np.ndarray
+    counts: np.ndarray
+    offsets: np.ndarray  # row i is terms[offsets[i]:offsets[i + 1]]
+    lengths: np.ndarray
+
+    @classmethod
+    def load(cls, path: Path, revision: str, header: str) -> SavedCounts | None:
+        """The saved rows if they describe this revision with this header and tokeniser, else None."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if [str(k) for k in z["key"]] != [revision, header, TERMS_VERSION]:
+                    return None
+                vocab = bytes(z["vocab"]).decode("utf-8")
+                distinct = z["distinct"]
+                out = cls([str(i) for i in z["ids"]], vocab.split("\n") if vocab else [], z["terms"], z["counts"],
+                          np.concatenate([[0], np.cumsum(distinct)]), z["lengths"])
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # a truncated or damaged file (zip, EOF, value errors): every text is read again
+            log.warning("BM25 saved term counts %s are unreadable (%s); reading every chunk instead", path, exc)
+            return None
+        if not (len(out.ids) == len(out.lengths) == len(out.offsets) - 1 and out.offsets[-1] == len(out.terms)):
+            log.warning("BM25 saved term counts %s do not match their ids; reading every chunk instead", path)
+            return None
+        return out
+
+    def builder(self) -> SegmentBuilder:
+        """An empty builder whose vocabulary is this one's, so saved rows are added as they are."""
+        b = SegmentBuilder()
+        b.vocab = {t: i for i, t in enumerate(self.vocab)}
+        return b
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray, int]:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.terms[a:b], self.counts[a:b], int(self.lengths[i])

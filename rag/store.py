@@ -325,6 +325,21 @@ class ChromaStore:
             release_free_memory()
             yield got["ids"], got[field]
 
+    def iter_chunk_ids(self, batch: int = 5000) -> Iterator[list[str]]:
+        """Every chunk's id, a page at a time (nothing else is read)."""
+        for offset in range(0, self.count(), batch):
+            got = self._try(lambda offset=offset: self.chunks.get(include=[], limit=batch, offset=offset))  # type: ignore[misc]
+            yield list(got["ids"])
+
+    def documents_of(self, ids: Sequence[str]) -> dict[str, str]:
+        """chunk id -> text for these chunks (those still stored), in pages the store accepts."""
+        out: dict[str, str] = {}
+        step = self.max_batch()
+        for i in range(0, len(ids), step):
+            got = self._try(lambda i=i: self.chunks.get(ids=list(ids[i : i + step]), include=["documents"]))  # type: ignore[misc]
+            out.update(zip(got["ids"], got["documents"], strict=True))
+        return out
+
     def probe_vectors(self) -> None:
         """A cheap health check of the vector index: one nearest-neighbour query and a page of stored
         vectors (a truncated or half-written HNSW file fails the second with "Error getting embedding")."""

@@ -154,3 +154,68 @@ def test_switching_the_header_rebuilds_bm25_from_the_store(svc: RagService, tmp_
     assert not off._bm25.loads_current(), "an index built with the other chunk text is not taken as current"
     assert _quokka_chunks(off) == set(), "rebuilt from the body text alone"
     assert off._bm25.size() == svc.stats()["chunks"]
+
+
+def _ranked(svc: RagService, query: str) -> list[tuple[str, float]]:
+    return [(cid, round(score, 5)) for cid, score in svc._bm25.search(query, 20)]
+
+
+QUERIES = ("grain corridor", "Zanzibar cloves auction", "city number 4 talk", "shipping insurance Black Sea",
+           "quokka census", "cargo vessels record prices")
+
+
+def test_a_merge_reads_only_the_changed_chunks_and_matches_a_full_build(
+    svc: RagService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "corpus"
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "zanzibar.md").write_text(NEW)
+    svc.ingest([tmp_path / "new"])  # deltas: an added article, an updated one, a deleted one
+    (corpus / "a2.md").write_text(BASE["a2.md"].replace("grain corridor", "Zanzibar cloves"))
+    svc.ingest([corpus])
+    svc.delete_article(next(a["article_id"] for a in svc.list_articles() if a["title"] == "Article 3"))
+    assert (svc._bm25.directory / DELTA_FILE).exists()
+    changed = {p.chunk_id for p in svc._store.get_passages(
+        [c for c, _ in svc._bm25.search("Zanzibar cloves", 50)])}  # the added and the updated articles' chunks
+    read: list[str] = []
+    documents_of = svc._store.documents_of
+    monkeypatch.setattr(svc._store, "documents_of", lambda ids: read.extend(ids) or documents_of(ids))
+    monkeypatch.setattr(bm25, "DELTA_MERGE_MIN", 0)
+    (tmp_path / "long").mkdir()
+    (tmp_path / "long" / "quokka.md").write_text(LONG)
+    svc.ingest([tmp_path / "long"])  # merges: a full build
+    assert not (svc._bm25.directory / DELTA_FILE).exists(), "merged"
+    quokka = {p.chunk_id for p in svc._store.get_passages([c for c, _ in svc._bm25.search("rangers trails", 50)])}
+    assert quokka and set(read) == changed | quokka, "only chunks added since the last full build are read"
+    merged = {q: _ranked(svc, q) for q in QUERIES}
+    sizes = (svc._bm25.size(), svc._bm25.idf("zanzibar"), svc._bm25.idf("grain"))
+    svc._bm25.rebuild()  # from every chunk's text
+    assert {q: _ranked(svc, q) for q in QUERIES} == merged
+    assert (svc._bm25.size(), svc._bm25.idf("zanzibar"), svc._bm25.idf("grain")) == sizes
+    assert svc._bm25.size() == svc.stats()["chunks"]
+
+
+def test_saved_counts_of_another_state_or_damaged_are_not_used(
+    svc: RagService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rag.bm25build import COUNTS_FILE
+
+    counts = svc._bm25.directory / COUNTS_FILE
+    assert counts.is_file(), "a full build saves its rows"
+    counts.write_bytes(counts.read_bytes()[:200])  # truncated
+    read: list[str] = []
+    documents_of = svc._store.documents_of
+    monkeypatch.setattr(svc._store, "documents_of", lambda ids: read.extend(ids) or documents_of(ids))
+    monkeypatch.setattr(bm25, "DELTA_MERGE_MIN", 0)
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "zanzibar.md").write_text(NEW)
+    with caplog.at_level("WARNING"):
+        svc.ingest([tmp_path / "new"])
+    assert "unreadable" in caplog.text and not read, "a damaged file is said, and every text is read instead"
+    assert _top_titles(svc, "Zanzibar cloves auction")[0] == "Zanzibar spice auction"
+    svc._store.bump_revision()  # the store moved on without the index: the saved rows describe another state
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "quokka.md").write_text(LONG)
+    svc.ingest([tmp_path / "more"])
+    assert not read and svc._bm25.size() == svc.stats()["chunks"]
+    assert "Quokka census on Rottnest" not in _top_titles(svc, "Zanzibar cloves auction")
