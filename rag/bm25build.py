@@ -75,15 +75,11 @@ class SegmentBuilder:
         """The rows (compacted) for the next full build, keyed by the store revision they describe."""
         self.compact()
         vocab = "\n".join(self.vocab)  # terms hold no whitespace (rag.text)
-        def ints(a: array) -> np.ndarray:  # type: ignore[type-arg]
-            return np.frombuffer(a, dtype=np.int32)
-
         with path.open("wb") as fh:
             np.savez(
-                fh, terms=ints(self._terms), counts=ints(self._counts), distinct=ints(self._distinct),
-                lengths=ints(self._lengths), vocab=np.frombuffer(vocab.encode("utf-8"), dtype=np.uint8),
-                ids=np.array(ids),
-                key=np.array([revision, header, TERMS_VERSION]),
+                fh, terms=_ints(self._terms), counts=_ints(self._counts), distinct=_ints(self._distinct),
+                lengths=_ints(self._lengths), vocab=np.frombuffer(vocab.encode("utf-8"), dtype=np.uint8),
+                ids=np.array(ids), key=np.array([revision, header, TERMS_VERSION]),
             )
 
     @property
@@ -126,6 +122,10 @@ class SegmentBuilder:
         model.unique_token_ids_set = set(vocab.values())
         model.nonoccurrence_array = None  # only BM25L and BM25+ use it
         return model
+
+
+def _ints(a: array[int]) -> np.ndarray:
+    return np.frombuffer(a, dtype=np.int32)
 
 
 @dataclass
