@@ -11,6 +11,7 @@ chunk headers need a re-embedded index and are not rows here. Writes its section
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -84,6 +85,26 @@ def measure(svc: RagService, ranking: Ranking, qs: list[RtqaQuestion]) -> dict[s
     }
 
 
+def pool_headroom(svc: RagService, qs: list[RtqaQuestion], depth: int = 30) -> dict[str, dict[str, int]]:
+    """Where the shipped ranking's misses at K are: in the hybrid top `depth` (a better ranking of the same
+    pool would find them), only in one retriever's top `depth`, or in neither (the retrievers miss them)."""
+    out: dict[str, dict[str, int]] = {}
+    for q in qs:
+        row = out.setdefault(split_of(q), {"questions": 0, f"hit@{K}": 0, f"miss, in hybrid top {depth}": 0,
+                                           f"miss, in dense or BM25 top {depth} only": 0, "miss, in neither": 0})
+        row["questions"] += 1
+        if any(contains_answer(p.text, q.answer) for p in svc.retrieve(q.question, K)):
+            row[f"hit@{K}"] += 1
+            continue
+        found = {m: any(contains_answer(p.text, q.answer)
+                        for p in svc.retrieve(q.question, depth, method=m, collapse_copies=False))  # type: ignore[arg-type]
+                 for m in ("hybrid", "dense", "bm25")}
+        key = (f"miss, in hybrid top {depth}" if found["hybrid"] else
+               f"miss, in dense or BM25 top {depth} only" if found["dense"] or found["bm25"] else "miss, in neither")
+        row[key] += 1
+    return out
+
+
 def render(rows: list[dict[str, Any]], articles: int, chunks: int, load: tuple[float, ...], commit: str) -> str:
     base = rows[0]
     table = [
@@ -113,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--articles", type=int, default=None, help="articles in it (default: as the index says)")
     p.add_argument("--only", nargs="*", default=None, help="variant names to run (default: all)")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    p.add_argument("--headroom", action="store_true",
+                   help="only print where the shipped ranking's misses are (in the top-30 pool or not)")
     args = p.parse_args(argv)
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     logging.basicConfig(level=logging.WARNING)
@@ -123,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     questions = load_questions(settings.datasets_dir / QUESTIONS)
     qs = counted_questions(settings.datasets_dir, questions, articles)
     log(f"{articles} articles, {stats['chunks']} chunks, {len(qs)} questions")
+    if args.headroom:
+        print(json.dumps(pool_headroom(svc, qs), indent=1))
+        return 0
     rows = []
     for name, ranking in VARIANTS:
         if args.only and name not in args.only:
