@@ -35,8 +35,8 @@ def _build(data_dir: str, changed: float) -> dict[str, Any]:
     revision = store.revision()
     reuse = None
     if changed:
-        saved = SavedCounts.load(index.directory / COUNTS_FILE, revision, index.header)
-        if saved is None:
+        saved = SavedCounts.load(index.directory / COUNTS_FILE, store.chunks_id, index.header)
+        if saved is None or saved.revision != revision:
             raise SystemExit("no saved term counts for this revision: run the full build first")
         articles = sorted(store.article_index())
         picked = set(random.Random(0).sample(articles, round(changed * len(articles))))

@@ -86,7 +86,10 @@ class BM25Index:
             if self._model is not None and revision == self._revision:
                 return
             if not self._load(revision):
-                self.rebuild(revision)
+                # another process changed the store (an instance on a shared Chroma server, or an ingest whose
+                # delta this cache did not see): chunks still stored keep their saved rows (by id), and only
+                # the chunks added since are read - without the header, whose titles can change under an id
+                self.rebuild(revision, self._reusable_by_id())
 
     def _load(self, revision: str) -> bool:
         bm25s = _bm25s()
@@ -205,10 +208,17 @@ class BM25Index:
             return None
         delta = Delta.load(self.directory)
         base = delta.base if delta is not None and delta.revision == before else before
-        saved = SavedCounts.load(self.directory / COUNTS_FILE, base, self.header)
-        if saved is None:
+        saved = SavedCounts.load(self.directory / COUNTS_FILE, self.store.chunks_id, self.header)
+        if saved is None or saved.revision != base:
             return None
         return Reuse(saved, set(delta.deleted) if delta is not None and base != before else set(), article_ids)
+
+    def _reusable_by_id(self) -> Reuse | None:
+        """Saved rows of this collection, valid for every chunk id still stored (none with the title header)."""
+        if self.header != "none":
+            return None
+        saved = SavedCounts.load(self.directory / COUNTS_FILE, self.store.chunks_id, self.header)
+        return Reuse(saved, set(), set()) if saved is not None else None
 
     def rebuild(self, revision: str | None = None, reuse: Reuse | None = None) -> None:
         """Tokenise every chunk in the store and persist a new index. With `reuse`, chunks unchanged since the
@@ -255,7 +265,7 @@ class BM25Index:
         if ids:
             model = builder.model()
             model.save(str(tmp / "index"), show_progress=False)
-            builder.save(tmp / COUNTS_FILE, ids, revision, self.header)
+            builder.save(tmp / COUNTS_FILE, ids, revision, self.store.chunks_id, self.header)
         del builder
         release_free_memory()  # the build's and the store reads' freed heap (rag.memory)
         (tmp / "meta.json").write_text(

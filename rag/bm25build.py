@@ -71,15 +71,16 @@ class SegmentBuilder:
         self._terms = array("i", new_id[terms].tobytes())
         self.vocab = {t: int(new_id[i]) for t, i in self.vocab.items() if keep[i]}
 
-    def save(self, path: Path, ids: list[str], revision: str, header: str) -> None:
-        """The rows (compacted) for the next full build, keyed by the store revision they describe."""
+    def save(self, path: Path, ids: list[str], revision: str, collection: str, header: str) -> None:
+        """The rows (compacted) for the next full build: the revision they describe, and what they are valid for
+        (the chunk collection, the BM25 header, the tokeniser's code)."""
         self.compact()
         vocab = "\n".join(self.vocab)  # terms hold no whitespace (rag.text)
         with path.open("wb") as fh:
             np.savez(
                 fh, terms=_ints(self._terms), counts=_ints(self._counts), distinct=_ints(self._distinct),
                 lengths=_ints(self._lengths), vocab=np.frombuffer(vocab.encode("utf-8"), dtype=np.uint8),
-                ids=np.array(ids), key=np.array([revision, header, TERMS_VERSION]),
+                ids=np.array(ids), key=np.array([revision, collection, header, TERMS_VERSION]),
             )
 
     @property
@@ -132,6 +133,7 @@ def _ints(a: array[int]) -> np.ndarray:
 class SavedCounts:
     """The rows a full build saved: each chunk's distinct term ids and counts, and its length."""
 
+    revision: str  # the store revision the rows describe
     ids: list[str]
     vocab: list[str]
     terms: np.ndarray
@@ -140,16 +142,21 @@ class SavedCounts:
     lengths: np.ndarray
 
     @classmethod
-    def load(cls, path: Path, revision: str, header: str) -> SavedCounts | None:
-        """The saved rows if they describe this revision with this header and tokeniser, else None."""
+    def load(cls, path: Path, collection: str, header: str) -> SavedCounts | None:
+        """The saved rows if they were made from this chunk collection with this header and tokeniser, else None.
+
+        Within one collection a chunk id names one text (ids carry the article's content hash: rag.chunking;
+        re-chunking with other settings makes a new collection), so a row is valid for as long as its id is
+        stored; `revision` says which store state the rows describe as a whole."""
         try:
             with np.load(path, allow_pickle=False) as z:
-                if [str(k) for k in z["key"]] != [revision, header, TERMS_VERSION]:
+                revision, *key = (str(k) for k in z["key"])
+                if key != [collection, header, TERMS_VERSION]:
                     return None
                 vocab = bytes(z["vocab"]).decode("utf-8")
                 distinct = z["distinct"]
-                out = cls([str(i) for i in z["ids"]], vocab.split("\n") if vocab else [], z["terms"], z["counts"],
-                          np.concatenate([[0], np.cumsum(distinct)]), z["lengths"])
+                out = cls(revision, [str(i) for i in z["ids"]], vocab.split("\n") if vocab else [], z["terms"],
+                          z["counts"], np.concatenate([[0], np.cumsum(distinct)]), z["lengths"])
         except FileNotFoundError:
             return None
         except Exception as exc:  # a truncated or damaged file (zip, EOF, value errors): every text is read again

@@ -143,6 +143,11 @@ class ChromaStore:
         return self._chunks
 
     @property
+    def chunks_id(self) -> str:
+        """The chunk collection's id: a new one whenever the collection is made anew (`rag ingest --rebuild`)."""
+        return str(self.chunks.id)
+
+    @property
     def articles(self) -> Any:
         if self._articles is None:
             self.open(create=False)

@@ -219,3 +219,32 @@ def test_saved_counts_of_another_state_or_damaged_are_not_used(
     svc.ingest([tmp_path / "more"])
     assert not read and svc._bm25.size() == svc.stats()["chunks"]
     assert "Quokka census on Rottnest" not in _top_titles(svc, "Zanzibar cloves auction")
+
+
+def test_another_instance_reads_only_the_chunks_added_since_its_cache(
+    svc: RagService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instance with its own BM25 cache (another RAG_DATA_DIR on a shared Chroma) does not see the ingest's
+    delta: when the revision moves it rebuilds, keeping the saved rows of chunks still stored (by id)."""
+    other = bm25.BM25Index(tmp_path / "other-instance", svc._store, recheck_seconds=0)
+    other.rebuild()
+    corpus = tmp_path / "corpus"
+    (corpus / "a2.md").write_text(BASE["a2.md"].replace("grain corridor", "Zanzibar cloves"))  # updated
+    (corpus / "a3.md").unlink()
+    (tmp_path / "long").mkdir()
+    (tmp_path / "long" / "quokka.md").write_text(LONG)
+    svc.ingest([corpus, tmp_path / "long"], sync=True)  # an update, a removal and a new article
+    read: list[str] = []
+    documents_of = svc._store.documents_of
+    monkeypatch.setattr(svc._store, "documents_of", lambda ids: read.extend(ids) or documents_of(ids))
+    found = [cid for cid, _ in other.search("Zanzibar cloves rangers trails", 50)]
+    new = {p.chunk_id for p in svc._store.get_passages(found) if p.title in ("Article 2", "Quokka census on Rottnest")}
+    assert new and set(read) == new, "only the updated and the new articles' chunks are read"
+    assert other.size() == svc.stats()["chunks"]
+    by_id = {q: [(c, round(s, 5)) for c, s in other.search(q, 20)] for q in QUERIES}
+    other.rebuild()  # from every chunk's text
+    assert {q: [(c, round(s, 5)) for c, s in other.search(q, 20)] for q in QUERIES} == by_id
+    # re-chunking (`rag ingest --rebuild`) makes a new collection: the saved rows are not used
+    read.clear()
+    svc._store.reset_chunks()
+    assert other._reusable_by_id() is None
