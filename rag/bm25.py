@@ -239,7 +239,7 @@ class BM25Index:
             builder = reuse.saved.builder()
             pos = {cid: i for i, cid in enumerate(reuse.saved.ids)}
             read = 0
-            for batch_ids in self.store.iter_chunk_ids():
+            for batch_ids, _ in self.store.iter_chunks(None):
                 kept = {c: i for c in batch_ids if (i := pos.get(c)) is not None and reuse.unchanged(c)}
                 texts = self.store.documents_of([c for c in batch_ids if c not in kept])
                 read += len(texts)

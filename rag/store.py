@@ -323,18 +323,13 @@ class ChromaStore:
             return None
         return to_article(article_id, got["documents"][0], got["metadatas"][0])
 
-    def iter_chunks(self, field: str, batch: int = 5000) -> Iterator[tuple[list[str], list[Any]]]:
-        """Every chunk's id and one stored field ("documents" or "metadatas"), a page at a time."""
+    def iter_chunks(self, field: str | None, batch: int = 5000) -> Iterator[tuple[list[str], list[Any]]]:
+        """Every chunk's id and one stored field ("documents" or "metadatas"; None: ids only), a page at a time."""
+        include = [field] if field else []
         for offset in range(0, self.count(), batch):
-            got = self._try(lambda offset=offset: self.chunks.get(include=[field], limit=batch, offset=offset))  # type: ignore[misc]
+            got = self._try(lambda offset=offset: self.chunks.get(include=include, limit=batch, offset=offset))  # type: ignore[misc]
             release_free_memory()
-            yield got["ids"], got[field]
-
-    def iter_chunk_ids(self, batch: int = 5000) -> Iterator[list[str]]:
-        """Every chunk's id, a page at a time (nothing else is read)."""
-        for offset in range(0, self.count(), batch):
-            got = self._try(lambda offset=offset: self.chunks.get(include=[], limit=batch, offset=offset))  # type: ignore[misc]
-            yield list(got["ids"])
+            yield list(got["ids"]), (got[field] if field else [])
 
     def documents_of(self, ids: Sequence[str]) -> dict[str, str]:
         """chunk id -> text for these chunks (those still stored), in pages the store accepts."""

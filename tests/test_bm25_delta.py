@@ -160,6 +160,14 @@ def _ranked(svc: RagService, query: str) -> list[tuple[str, float]]:
     return [(cid, round(score, 5)) for cid, score in svc._bm25.search(query, 20)]
 
 
+def _texts_read(svc: RagService, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The chunk ids whose text BM25 reads back from the store one by one (not by a full scan), as they are read."""
+    read: list[str] = []
+    documents_of = svc._store.documents_of
+    monkeypatch.setattr(svc._store, "documents_of", lambda ids: read.extend(ids) or documents_of(ids))
+    return read
+
+
 QUERIES = ("grain corridor", "Zanzibar cloves auction", "city number 4 talk", "shipping insurance Black Sea",
            "quokka census", "cargo vessels record prices")
 
@@ -177,9 +185,7 @@ def test_a_merge_reads_only_the_changed_chunks_and_matches_a_full_build(
     assert (svc._bm25.directory / DELTA_FILE).exists()
     changed = {p.chunk_id for p in svc._store.get_passages(
         [c for c, _ in svc._bm25.search("Zanzibar cloves", 50)])}  # the added and the updated articles' chunks
-    read: list[str] = []
-    documents_of = svc._store.documents_of
-    monkeypatch.setattr(svc._store, "documents_of", lambda ids: read.extend(ids) or documents_of(ids))
+    read = _texts_read(svc, monkeypatch)
     monkeypatch.setattr(bm25, "DELTA_MERGE_MIN", 0)
     (tmp_path / "long").mkdir()
     (tmp_path / "long" / "quokka.md").write_text(LONG)
@@ -203,9 +209,7 @@ def test_saved_counts_of_another_state_or_damaged_are_not_used(
     counts = svc._bm25.directory / COUNTS_FILE
     assert counts.is_file(), "a full build saves its rows"
     counts.write_bytes(counts.read_bytes()[:200])  # truncated
-    read: list[str] = []
-    documents_of = svc._store.documents_of
-    monkeypatch.setattr(svc._store, "documents_of", lambda ids: read.extend(ids) or documents_of(ids))
+    read = _texts_read(svc, monkeypatch)
     monkeypatch.setattr(bm25, "DELTA_MERGE_MIN", 0)
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "zanzibar.md").write_text(NEW)
@@ -234,9 +238,7 @@ def test_another_instance_reads_only_the_chunks_added_since_its_cache(
     (tmp_path / "long").mkdir()
     (tmp_path / "long" / "quokka.md").write_text(LONG)
     svc.ingest([corpus, tmp_path / "long"], sync=True)  # an update, a removal and a new article
-    read: list[str] = []
-    documents_of = svc._store.documents_of
-    monkeypatch.setattr(svc._store, "documents_of", lambda ids: read.extend(ids) or documents_of(ids))
+    read = _texts_read(svc, monkeypatch)
     found = [cid for cid, _ in other.search("Zanzibar cloves rangers trails", 50)]
     new = {p.chunk_id for p in svc._store.get_passages(found) if p.title in ("Article 2", "Quokka census on Rottnest")}
     assert new and set(read) == new, "only the updated and the new articles' chunks are read"
