@@ -8,6 +8,7 @@ judge) -> citations.
 
 from __future__ import annotations
 
+from rag.answer_type import expected as expected_answer_type
 from rag.calibration import Calibration
 from rag.chunking import Chunker
 from rag.config import Settings, get_settings
@@ -67,6 +68,7 @@ __all__ = [
     "UploadRejected",
     "also_line",
     "count_articles",
+    "expected_answer_type",
     "get_settings",
     "iso_date",
     "make_filter",

@@ -11,7 +11,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from rag import gate
+from rag import answer_type, brief, gate
 from rag.calibration import Calibration
 from rag.chunking import split_sentences
 from rag.condense import condense
@@ -106,8 +106,21 @@ class RagChain:
                 total[name] = total.get(name, 0.0) + ms
         return replace(best, timings_ms=frozen_timings(total))
 
-    def refused(self, prepared: Prepared) -> bool:
-        return prepared.relevance < self.calibration.gate_threshold or not prepared.candidates
+    def refusal(self, prepared: Prepared) -> str | None:
+        """Why the question is refused, as the note after the refusal ("" for none), or None when it is answered.
+
+        Refused: nothing retrieved is relevant enough (the gate), or a near miss - the question asks for an
+        amount, a number or a date and none of the sentences an answer would quote states one (rag.answer_type).
+        """
+        if prepared.relevance < self.calibration.gate_threshold or not prepared.candidates:
+            return prepared.request.refusal_note
+        question = prepared.search_question
+        kind = answer_type.expected(question)
+        if kind is None or brief.metadata_field(question):
+            return None
+        if answer_type.first_stating(prepared.candidates, kind, self.calibration.keep_ratio) is not None:
+            return None
+        return " ".join(filter(None, (answer_type.refusal_note(kind), prepared.request.refusal_note)))
 
     def stream(self, req: Request) -> Iterator[tuple[str, Any]]:
         """Events: ("step", (name, ms)), ("text", piece), ("answer", Answer)."""
@@ -115,8 +128,9 @@ class RagChain:
         prepared = self.prepare(req)
         yield "step", ("retrieve", prepared.timings_ms["retrieve"])
         t = time.perf_counter()
-        if self.refused(prepared):
-            refusal = gate.refusal_text(req.refusal_note)
+        note = self.refusal(prepared)
+        if note is not None:
+            refusal = gate.refusal_text(note)
             final = Answer(
                 question=req.question,
                 standalone_question=prepared.standalone_question,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rag import brief
+from rag import answer_type, brief
 from rag.calibration import Calibration
 from rag.dates import wants_recency
+from rag.gate import Candidate
 from rag.stages import Prepared
 from rag.types import Answer
 
@@ -28,6 +29,7 @@ class ExtractiveAnswerer:
         made = brief.metadata_answer(field_name, candidates) if field_name else None
         if made is None:
             chosen = brief.select(candidates, self.max_sentences, self.calibration, brief.is_broad(question))
+            chosen = _with_value(question, candidates, chosen, self.calibration, self.max_sentences)
             made = brief.compose(chosen, newest_first=wants_recency(question))
         for i, (label, idx) in enumerate(made.groups):
             pieces = " ".join(f"{made.sentences[j].text} [{made.sentences[j].citations[0]}]" for j in idx)
@@ -43,3 +45,15 @@ class ExtractiveAnswerer:
             contexts=list(prepared.passages),
             relevance=prepared.relevance,
         )
+
+
+def _with_value(
+    question: str, candidates: list[Candidate], chosen: list[Candidate], cal: Calibration, limit: int
+) -> list[Candidate]:
+    """A question that asks for an amount, a number or a date is answered first by the best quotable sentence
+    that states one, when the selection has none (the chain refused the question if there is none at all)."""
+    kind = answer_type.expected(question)
+    if kind is None or any(answer_type.states(c.text, kind) for c in chosen):
+        return chosen
+    lead = answer_type.first_stating(candidates, kind, cal.keep_ratio)
+    return chosen if lead is None else [lead, *chosen[: max(limit - 1, 0)]]

@@ -12,12 +12,13 @@ from rag import RagService, Settings
 ITEMS = load_golden()
 
 # Known failures of the extractive answerer, measured and kept visible (strict: a fix turns them into errors
-# to remove from here). The gate cannot tell "about Zelensky" from "Zelensky's birth date" among distractors.
+# to remove from here). The gate cannot tell "soldiers in Ukraine" from "how many French soldiers" among
+# distractors that state other numbers of soldiers. (u03, Zelensky's date of birth, is refused since the
+# near-miss check, rag/answer_type.py: no quotable sentence about him states a date.)
 # (s05, the contrast sentence, is answered since broad questions get up to 6 sentences, issue 15.)
 KNOWN: dict[str, dict[str, str]] = {
     "corpus": {},
     "distractors": {
-        "u03": "distractor articles about Zelensky pass the relevance gate",
         "u07": "distractor articles about soldiers in Ukraine pass the relevance gate",
     },
 }
