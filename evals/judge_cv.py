@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import GroupKFold
 
-from rag.judge import EXTRACTIVE, FEATURES, GATE, PARAPHRASE, JudgeParams, Logistic, mix
+from rag.judge import EXTRACTIVE, FEATURES, GATE, PARAPHRASE, JudgeParams, Logistic, answer_style, mix
 
 STYLES = ("cnndm", "xsum")  # style 0 copies its article (CNN/DM), style 1 paraphrases it (XSum)
 C_EXPERT = 0.1  # inverse L2 strength of the experts: small data, a firm prior (0.03-0.3 measured, within 0.01)
@@ -38,6 +38,20 @@ class Data:
     def subset(self, idx: np.ndarray) -> Data:
         return Data(self.x[idx], self.y[idx], self.style[idx], self.group[idx], self.names)
 
+    def answer_style(self) -> np.ndarray:
+        """The judge's columns as the gate reads them (rag.judge.answer_style): a QAGS article has one
+        summary, so its group is one answer."""
+        return group_style(judge_x(self), self.group)
+
+
+def group_style(x: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """``answer_style`` per group (each group one answer)."""
+    out = np.array(x, dtype=float, copy=True)
+    for g in np.unique(group):
+        sel = group == g
+        out[sel] = answer_style(x[sel])
+    return out
+
 
 def _balanced_weights(y: np.ndarray, style: np.ndarray) -> np.ndarray:
     """Each (style, class) cell gets equal total weight: neither style's size nor its prior dominates."""
@@ -61,12 +75,13 @@ def fit_logistic(d: Data, feats: Sequence[str], target: np.ndarray, c: float) ->
 
 def fit_judge(d: Data, extractive: Sequence[str] = EXTRACTIVE, paraphrase: Sequence[str] = PARAPHRASE,
               vetoes: bool = True, fitted_on: str = "") -> JudgeParams:
-    """Each expert on its own style, the gate on the style labels (P(copying style))."""
+    """Each expert on its own style, the gate on the style labels (P(copying style)) from each answer's mean."""
     ext, par = d.subset(d.style == 0), d.subset(d.style == 1)
+    answers = Data(d.answer_style(), d.y, d.style, d.group, FEATURES)
     return JudgeParams(
         extractive=fit_logistic(ext, extractive, ext.y, C_EXPERT),
         paraphrase=fit_logistic(par, paraphrase, par.y, C_EXPERT),
-        gate=fit_logistic(d, GATE, (d.style == 0).astype(int), C_GATE),
+        gate=fit_logistic(answers, GATE, (d.style == 0).astype(int), C_GATE),
         vetoes=vetoes, fitted_on=fitted_on,
     )
 
@@ -117,7 +132,7 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray, style: np.ndarray | N
 def cross_validate(d: Data, **fit_kw: Any) -> dict[str, Any]:
     """Grouped CV of the shipped model (both styles pooled) and of each baseline, per style."""
     def judge(train: Data, test: Data) -> np.ndarray:
-        return mix(fit_judge(train, **fit_kw), judge_x(test))
+        return mix(fit_judge(train, **fit_kw), judge_x(test), test.answer_style())
 
     scores = oof(d, judge)
     report: dict[str, Any] = {"judge": per_style(d, scores, 0.5)}
@@ -209,7 +224,7 @@ def ablation(d: Data) -> dict[str, Any]:
 
 def _cv(d: Data, ext: Sequence[str], par: Sequence[str], vetoes: bool) -> dict[str, Any]:
     def judge(train: Data, test: Data) -> np.ndarray:
-        return mix(fit_judge(train, ext, par, vetoes), judge_x(test))
+        return mix(fit_judge(train, ext, par, vetoes), judge_x(test), test.answer_style())
 
     return per_style(d, oof(d, judge), 0.5)
 
@@ -220,7 +235,7 @@ def _cv_added(d: Data, feature: str) -> dict[str, Any]:
         ext, par = train.subset(train.style == 0), train.subset(train.style == 1)
         e = fit_logistic(ext, (*EXTRACTIVE, feature), ext.y, C_EXPERT)
         q = fit_logistic(par, (*PARAPHRASE, feature), par.y, C_EXPERT)
-        a = p.gate.prob(judge_x(test))
+        a = p.gate.prob(test.answer_style())
         prob = a * _prob(e, test) + (1 - a) * _prob(q, test)
         return np.minimum(prob, _veto(test))
 

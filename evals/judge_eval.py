@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from evals.judge_cv import BASELINES
+from evals.judge_cv import BASELINES, group_style
 from evals.judge_fit import JUDGE_JSON
 from evals.qags import load_qags
 from rag import JUDGE_FEATURES, ConfigError, SupportJudge
@@ -47,7 +47,8 @@ def evaluate_judge(path: Path, limit_articles: int | None = None, judge: Support
         raise ConfigError(f"{path}: the labels need both classes to measure agreement - use more articles.")
     judge = judge or SupportJudge()
     x = judge.feature_matrix([(i.sentence, i.article) for i in items])
-    probs = judge.probabilities(x)
+    # each article's summary is one answer: the gate reads the mean of its sentences, as rag.verify does
+    probs = judge.probabilities(x, group_style(x, np.array([i.article_id for i in items])))
     shipped = json.loads(JUDGE_JSON.read_text())
     thresholds = shipped.get("baseline_thresholds", {})
     names = list(JUDGE_FEATURES)

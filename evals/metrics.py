@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 Supports = Callable[[str, str], bool]  # (claim, evidence) -> supported?
+SupportsAnswer = Callable[[Sequence[tuple[str, str]]], list[bool]]  # one answer's (claim, evidence) pairs, together
 _MARKER = re.compile(r"\s*\[\d+\]")
 
 
@@ -288,15 +289,19 @@ class Faithfulness(Metric):
     """Share of answer sentences supported by the quotes they cite (the text a user is shown)."""
 
     supports: Supports
+    supports_answer: SupportsAnswer | None = None  # the judge as the app applies it: an answer's sentences together
     name: ClassVar[str] = "faithfulness"
 
     def score(self, item: ItemResult) -> float | None:
         if item.refused or not item.sentences:
             return None
-        ok = 0
-        for text, ns in item.sentences:
-            quotes = [item.citations[n][0] for n in ns if n in item.citations]
-            ok += bool(quotes) and self.supports(text, "\n".join(quotes))
+        pairs = [(text, "\n".join(item.citations[n][0] for n in ns if n in item.citations))
+                 for text, ns in item.sentences]
+        cited = [p for p in pairs if p[1]]
+        if self.supports_answer is not None:
+            ok = sum(self.supports_answer(cited)) if cited else 0
+        else:
+            ok = sum(self.supports(text, quotes) for text, quotes in cited)
         return ok / len(item.sentences)
 
 
@@ -372,12 +377,19 @@ def metric_name(m: Metric) -> str:
     return m.label if isinstance(m, LatencyPercentile) else m.name
 
 
-def default_metrics(supports: Supports, k: int = 5, repeated: frozenset[str] = frozenset()) -> list[Metric]:
-    """repeated: the eval corpus's boilerplate lines (repeated_lines) for the boilerplate rate."""
+def default_metrics(
+    supports: Supports,
+    k: int = 5,
+    repeated: frozenset[str] = frozenset(),
+    supports_answer: SupportsAnswer | None = None,
+) -> list[Metric]:
+    """repeated: the eval corpus's boilerplate lines (repeated_lines) for the boilerplate rate; supports_answer:
+    faithfulness judges each answer's sentences together, as the app verifies them (ALCE citation recall and
+    precision judge one sentence against subsets of its citations, so they use ``supports``)."""
     return [
         RetrievalRecall(k), RetrievalMRR(), RetrievalNDCG(k), KeyFactRecall(), FacetRecall(),
         BoilerplateRate(repeated), TokenF1(),
-        Faithfulness(supports), CitationRecall(supports), CitationPrecision(supports), QuoteExact(),
+        Faithfulness(supports, supports_answer), CitationRecall(supports), CitationPrecision(supports), QuoteExact(),
         RefusalPrecision(), RefusalRecall(), LatencyPercentile(50), LatencyPercentile(95),
     ]
 

@@ -192,7 +192,9 @@ def run_golden(
     index_s = time.perf_counter() - t0
     used_mode = svc.resolve_mode(mode)
     judge = SupportJudge(embedder=svc.embedder)
-    metrics: list[Metric] = default_metrics(judge.supported, k or settings.top_k, corpus_boilerplate(svc))
+    metrics: list[Metric] = default_metrics(
+        judge.supported, k or settings.top_k, corpus_boilerplate(svc), judge.supported_answer
+    )
     results: list[ItemResult] = []
     answers: list[Answer] = []
     for i, item in enumerate(items):

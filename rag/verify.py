@@ -21,6 +21,10 @@ class Judge(Protocol):
         """Support in [0, 1]."""
         ...
 
+    def score_answer(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """Support of each (sentence, evidence) of one answer, judged together (the writer's style is shared)."""
+        ...
+
     def supported(self, claim: str, evidence: str) -> bool: ...
 
     def verdict(self, score: float) -> str:
@@ -66,10 +70,12 @@ def verify(
     sentences: list[Sentence] = []
     claims_by_n: dict[int, list[str]] = {}
     judge.prepare([d.text for d in drafts], [p.text for p in passages])
+    cited = [d for d in drafts if d.passages]
+    cited_scores = dict(zip(map(id, cited), judge.score_answer(
+        [(d.text, PASSAGE_BREAK.join(passages[i].text for i in d.passages)) for d in cited]), strict=True))
     for d in drafts:
         if d.passages:
-            evidence = PASSAGE_BREAK.join(passages[i].text for i in d.passages)
-            score = judge.score(d.text, evidence)
+            score = cited_scores[id(d)]
             ns = [n for n in (renumber(i + 1) for i in d.passages) if n is not None]
             sentences.append(Sentence(d.text, ns, support_score=round(score, 4), verdict=judge.verdict(score)))
         else:

@@ -86,6 +86,20 @@ def test_answer_sentences_carry_three_way_verdicts(judge: SupportJudge) -> None:
     assert uncertain.supported is False and Sentence("y", [1], supported=False).verdict == "not supported"
 
 
+def test_an_answer_is_judged_in_its_writer_s_style(judge: SupportJudge) -> None:
+    """The gate reads each sentence halfway to its answer's mean: a paraphrasing answer is judged as a
+    paraphrase, and a sentence that does not copy, among sentences that do, is judged as a copy would be."""
+    paraphrases = [(p, ARTICLE) for p in PARAPHRASES.values()]
+    together = judge.score_answer(paraphrases)
+    assert all(judge.verdict(p) != "not supported" for p in together), together
+    assert judge.score_answer(paraphrases[:1]) == pytest.approx([judge.score(*paraphrases[0])])  # one is its own
+    copies = [(ARTICLE[s:e], ARTICLE) for s, e in split_sentences(ARTICLE) if len(ARTICLE[s:e].split()) >= 8][:3]
+    among_copies = judge.score_answer([*copies, paraphrases[0]])
+    assert among_copies[-1] < judge.score(*paraphrases[0]) - 0.1, among_copies  # judged nearer the copying style
+    assert all(judge.verdict(p) == "supported" for p in among_copies[:3])
+    assert judge.score_answer([("", ARTICLE), paraphrases[0]])[0] == 0.0
+
+
 def test_accepts_verbatim_sentences(judge: SupportJudge) -> None:
     sentences = [ARTICLE[s:e] for s, e in split_sentences(ARTICLE) if len(ARTICLE[s:e].split()) >= 6]
     assert len(sentences) >= 15
