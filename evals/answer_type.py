@@ -1,71 +1,100 @@
-"""What the near-miss check costs on real questions: `python -m evals.answer_type --index DIR [--collection C]`.
+"""Answers by what a question asks for: `python -m evals.answer_type --index DIR [--name-bonus X]`.
 
-The check (rag/answer_type.py) refuses a question that asks for an amount, a number or a date when none of the
-sentences an answer would quote states one. Its risk is refusing a question the articles do answer. This asks
-every RealTime QA H1 question that expects such a value and whose answer is in the retrieved passages (so the
-question is answerable from what was found) and counts how each was handled: answered (and whether the
-answer text holds the quiz answer), refused by the relevance gate, or refused by the near-miss check.
+Asks every RealTime QA H1 question that an indexed article answers (the retrieval protocol's eligible
+questions) of the extractive answerer, and counts per split (dev = January-March quiz dates, test = April-June)
+and per kind of question (which/who, an amount/number/date, other): the answer retrieved in the top k, the
+answer text holding the quiz answer, refusals by the relevance gate and by the near-miss check
+(rag/answer_type.py). Two things are read off it: whether the near-miss check refuses questions whose answer
+was retrieved (its risk), and what the which/who bonus (Calibration.name_bonus; --name-bonus to sweep it,
+on the dev split only) does to answers holding the quiz answer.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
-from evals.realtimeqa import QUESTIONS, contains_answer, load_questions
-from evals.retrieval import split_of
-from rag import RagService, Settings, expected_answer_type
+from evals.realtimeqa import ARTICLES, QUESTIONS, contains_answer, load_questions
+from evals.retrieval import eligible_questions, split_of
+from rag import Calibration, RagService, Settings, asks_for_name, expected_answer_type
 
 NEAR_MISS = "none states the"  # in the refusal note of a near miss (rag/answer_type.py)
+OUTCOMES = (
+    "eligible",
+    "answer retrieved",
+    "answer in the answer",
+    "refused: gate",
+    "refused: near miss",
+    "refused: near miss, answer retrieved",
+)
+
+
+def _texts(path: Path, ids: set[str]) -> dict[str, str]:
+    out = {}
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            if d.get("id") in ids:
+                out[d["id"]] = d.get("text", "")
+    return out
+
+
+def kind_of(question: str) -> str:
+    if expected_answer_type(question):
+        return "amount/number/date"
+    return "which/who" if asks_for_name(question) else "other"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--index", type=Path, required=True, help="data dir of an index of RealTime QA articles")
     p.add_argument("--collection", default="articles")
-    p.add_argument("--questions", type=Path, help=f"default: $RAG_DATASETS_DIR/{QUESTIONS}")
+    p.add_argument("--name-bonus", type=float, help="override Calibration.name_bonus (sweep on the dev split)")
     p.add_argument("-k", type=int, default=5)
     args = p.parse_args(argv)
     settings = Settings()
-    svc = RagService(settings.model_copy(update={"data_dir": args.index, "collection": args.collection}))
-    questions = load_questions(args.questions or settings.datasets_dir / QUESTIONS)
-    counts: Counter[tuple[str, str]] = Counter()
-    rows = []
-    for q in questions:
-        kind = expected_answer_type(q.question)
-        if kind is None:
-            continue
-        counts[("typed", split_of(q))] += 1
-        a = svc.ask(q.question, k=args.k, mode="extractive")
-        if not any(contains_answer(c.text, q.answer) for c in a.contexts):
-            continue  # the answer was not retrieved: nothing to answer from
-        outcome = (
-            ("refused: near miss" if NEAR_MISS in a.answer else "refused: gate")
-            if a.refused
-            else ("answered, holds the answer" if contains_answer(a.answer, q.answer) else "answered, without it")
-        )
-        counts[(outcome, split_of(q))] += 1
-        counts[("answer retrieved", split_of(q))] += 1
-        rows.append({"id": q.id, "split": split_of(q), "kind": kind, "outcome": outcome, "question": q.question})
-    splits = ("dev", "test")
-    keys = [
-        "typed",
-        "answer retrieved",
-        "answered, holds the answer",
-        "answered, without it",
-        "refused: gate",
-        "refused: near miss",
-    ]
-    table = {k: {s: counts[(k, s)] for s in splits} for k in keys}
-    print(json.dumps({"index": str(args.index), "k": args.k, "counts": table, "questions": rows}, indent=2))
-    print(
-        "H1 questions expecting an amount, a number or a date (dev / test): "
-        + "; ".join(f"{k} {table[k]['dev']} / {table[k]['test']}" for k in keys),
-        file=sys.stderr,
+    cal = Calibration.load()
+    if args.name_bonus is not None:
+        cal = replace(cal, name_bonus=args.name_bonus)
+    svc = RagService(
+        settings.model_copy(update={"data_dir": args.index, "collection": args.collection}), calibration=cal
     )
+    indexed = {a["article_id"] for a in svc.list_articles()}
+    questions = eligible_questions(
+        load_questions(settings.datasets_dir / QUESTIONS), _texts(settings.datasets_dir / ARTICLES, indexed)
+    )
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for rq in questions:
+        q = rq.question
+        split, kind = split_of(q), kind_of(q.question)
+        a = svc.ask(q.question, k=args.k, mode="extractive")
+        retrieved = any(contains_answer(c.text, q.answer) for c in a.contexts)
+        seen = ["eligible"]
+        seen += ["answer retrieved"] if retrieved else []
+        seen += ["answer in the answer"] if not a.refused and contains_answer(a.answer, q.answer) else []
+        if a.refused:
+            near = NEAR_MISS in a.answer
+            seen += ["refused: near miss"] if near else ["refused: gate"]
+            seen += ["refused: near miss, answer retrieved"] if near and retrieved else []
+        for o in seen:
+            for k in (kind, "all"):
+                counts[(o, split, k)] += 1
+    kinds = ("all", "which/who", "amount/number/date", "other")
+    table = {s: {k: {o: counts[(o, s, k)] for o in OUTCOMES} for k in kinds} for s in ("dev", "test")}
+    print(json.dumps({"index": str(args.index), "k": args.k, "name_bonus": cal.name_bonus, "counts": table}, indent=2))
+    for s in ("dev", "test"):
+        row = table[s]["all"]
+        print(
+            f"{s}: {row['eligible']} questions, answer retrieved {row['answer retrieved']}, in the answer "
+            f"{row['answer in the answer']}, refused by the gate {row['refused: gate']}, by the near-miss check "
+            f"{row['refused: near miss']} ({row['refused: near miss, answer retrieved']} with the answer retrieved)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ judge) -> citations.
 
 from __future__ import annotations
 
+from rag.answer_type import asks_for_name
 from rag.answer_type import expected as expected_answer_type
 from rag.calibration import Calibration
 from rag.chunking import Chunker
@@ -67,6 +68,7 @@ __all__ = [
     "Turn",
     "UploadRejected",
     "also_line",
+    "asks_for_name",
     "count_articles",
     "expected_answer_type",
     "get_settings",

@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from rag.text import STOPWORDS
+
 if TYPE_CHECKING:
     from rag.gate import Candidate
 
@@ -94,6 +96,36 @@ def first_stating(cands: Sequence[Candidate], kind: Kind, keep_ratio: float) -> 
         return None
     floor = cands[0].score * keep_ratio
     return next((c for c in cands if c.score >= floor and states(c.text, kind)), None)
+
+
+_NAME_Q = re.compile(r"\bwhich\b|(^|[.?!:]\s+)(who|whom|whose)\b", re.IGNORECASE)
+_CAPITALISED = re.compile(r"\b[A-Z][\w'’&.-]*")
+_NOT_NAMES = frozenset(
+    "january february march april may june july august september october november december monday tuesday "
+    "wednesday thursday friday saturday sunday i".split()
+)
+
+
+def asks_for_name(question: str) -> bool:
+    """Whether the question asks which one or who ("Which US retailer ...?", "... named after which astronaut?",
+    "Who was elected ...?"): its answer is a name the question does not contain."""
+    return _NAME_Q.search(question) is not None and not _DATE_Q.search(question)
+
+
+def new_names(text: str, question: str) -> set[str]:
+    """Capitalised words of the text that the question does not contain: names, except a sentence's first word
+    (capitalised anyway) unless the next word is capitalised too, and months and weekdays."""
+    asked = {w.lower().rstrip("'’s") for w in re.findall(r"[\w'’]+", question)}
+    out: set[str] = set()
+    for m in _CAPITALISED.finditer(text):
+        before = text[: m.start()].rstrip()
+        word = m.group().rstrip(".").lower().removesuffix("'s").removesuffix("’s")
+        initial = not before or before[-1] in ".!?\"“'‘:—–-("
+        if initial and not _CAPITALISED.match(text[m.end() :].lstrip()):
+            continue
+        if word and word not in asked and word not in _NOT_NAMES and word not in STOPWORDS:
+            out.add(word)
+    return out
 
 
 def refusal_note(kind: Kind) -> str:

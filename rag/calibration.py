@@ -30,6 +30,10 @@ class Calibration:
     gate_threshold: float = 0.54
     mmr_lambda: float = 0.5  # broad questions: weight of a sentence's similarity to those already taken
     broad_keep_ratio: float = 0.75  # broad questions: keep floor as a share of the best sentence's score
+    # "Which ...?" / "Who ...?": added to a sentence that names something the question does not (rag.answer_type);
+    # swept on the RealTime QA H1 dev questions (python -m evals.answer_type --name-bonus X): 0, 0.03, 0.06, 0.1,
+    # 0.15, 0.2, 0.3 gave 56, 57, 59, 60, 61, 61, 61 of 116 answers holding the quiz answer
+    name_bonus: float = 0.15
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:

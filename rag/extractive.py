@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from rag import answer_type, brief
 from rag.calibration import Calibration
@@ -28,6 +29,7 @@ class ExtractiveAnswerer:
         field_name = brief.metadata_field(question)
         made = brief.metadata_answer(field_name, candidates) if field_name else None
         if made is None:
+            candidates = _named_first(question, candidates, self.calibration.name_bonus)
             chosen = brief.select(candidates, self.max_sentences, self.calibration, brief.is_broad(question))
             chosen = _with_value(question, candidates, chosen, self.calibration, self.max_sentences)
             made = brief.compose(chosen, newest_first=wants_recency(question))
@@ -57,3 +59,12 @@ def _with_value(
         return chosen
     lead = answer_type.first_stating(candidates, kind, cal.keep_ratio)
     return chosen if lead is None else [lead, *chosen[: max(limit - 1, 0)]]
+
+
+def _named_first(question: str, candidates: list[Candidate], bonus: float) -> list[Candidate]:
+    """For a "which ...?" or "who ...?" factoid, a sentence that names something the question does not gets
+    the bonus: the sentence that says who, not the one that repeats the question, should lead."""
+    if not bonus or not answer_type.asks_for_name(question) or brief.is_broad(question):
+        return candidates
+    out = [replace(c, score=c.score + bonus) if answer_type.new_names(c.text, question) else c for c in candidates]
+    return sorted(out, key=lambda c: -c.score)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
-from rag import RagService, expected_answer_type
-from rag.answer_type import states
+from rag import Calibration, RagService, asks_for_name, expected_answer_type
+from rag.answer_type import new_names, states
+from tests.conftest import make_settings
 
 
 @pytest.mark.parametrize(
@@ -56,3 +60,38 @@ def test_a_question_for_a_number_is_answered_with_one(corpus_service: RagService
     assert not a.refused and "five" in a.answer
     b = corpus_service.ask("By what year is Washington pressing Ukraine to conclude a peace agreement?")
     assert not b.refused and "2026" in b.answer
+
+
+BOYCOTT = {
+    "a.md": "---\ntitle: Shoppers join a boycott\nsource: Example News\npublished: 2025-03-06\n---\n"
+    "Consumers across the country are joining a 40-day consumer boycott of a major US retailer to protest its "
+    "retreat from diversity programs. Organisers say shoppers should spend their money elsewhere until Easter. "
+    "Several civil rights groups have backed the campaign, and church leaders have urged members to take part.\n",
+    "b.md": "---\ntitle: What to know about the boycott\nsource: Daily Example\npublished: 2025-03-05\n---\n"
+    "The 40-day boycott against Target began on March 5 and is expected to last until April 17, organisers said. "
+    "The company has not commented on the protest. Sales figures for the spring quarter will show whether "
+    "shoppers stayed away.\n",
+}
+
+
+def test_which_questions_take_the_sentence_that_names_it(tmp_path: Path) -> None:
+    """ "Which retailer ...?": the sentence that repeats the question scores highest; the one that names the
+    retailer is kept because it names something the question does not (Calibration.name_bonus)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in BOYCOTT.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    settings = make_settings(tmp_path / "data")
+    RagService(settings).ingest([corpus])
+    question = "Which US retailer is facing a 40-day consumer boycott?"
+    assert asks_for_name(question) and new_names(BOYCOTT["b.md"].split("---\n")[-1], question) >= {"target"}
+    cal = Calibration.load()
+    answers = {
+        b: RagService(settings, calibration=replace(cal, name_bonus=b)).ask(question) for b in (0.0, cal.name_bonus)
+    }
+    assert "Target" not in answers[0.0].answer  # without the bonus: only the sentence that repeats the question
+    named = answers[cal.name_bonus]
+    assert not named.refused and "Target" in named.answer
+    assert any("Target" in c.quote and c.source == "Daily Example" for c in named.citations)
+    assert not asks_for_name("What does Russia want?") and not asks_for_name("When was Zelensky born?")
+    assert new_names("Consumers are angry. Adrien Brody spoke on Monday.", "Who spoke?") == {"adrien", "brody"}
