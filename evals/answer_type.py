@@ -69,11 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         load_questions(settings.datasets_dir / QUESTIONS), _texts(settings.datasets_dir / ARTICLES, indexed)
     )
     counts: Counter[tuple[str, str, str]] = Counter()
+    chars: dict[str, list[int]] = {"dev": [], "test": []}  # answer sentences' characters (a longer answer holds more)
     for rq in questions:
         q = rq.question
         split, kind = split_of(q), kind_of(q.question)
         a = svc.ask(q.question, k=args.k, mode="extractive")
         retrieved = any(contains_answer(c.text, q.answer) for c in a.contexts)
+        if not a.refused and split in chars:
+            chars[split].append(sum(len(x.text) for x in a.sentences))
         seen = ["eligible"]
         seen += ["answer retrieved"] if retrieved else []
         seen += ["answer in the answer"] if not a.refused and contains_answer(a.answer, q.answer) else []
@@ -86,13 +89,17 @@ def main(argv: list[str] | None = None) -> int:
                 counts[(o, split, k)] += 1
     kinds = ("all", "which/who", "amount/number/date", "other")
     table = {s: {k: {o: counts[(o, s, k)] for o in OUTCOMES} for k in kinds} for s in ("dev", "test")}
-    print(json.dumps({"index": str(args.index), "k": args.k, "name_bonus": cal.name_bonus, "counts": table}, indent=2))
+    mean_chars = {s: round(sum(v) / len(v)) if v else None for s, v in chars.items()}
+    report = {"index": str(args.index), "k": args.k, "name_bonus": cal.name_bonus, "counts": table,
+              "mean_answer_chars": mean_chars}
+    print(json.dumps(report, indent=2))
     for s in ("dev", "test"):
         row = table[s]["all"]
         print(
             f"{s}: {row['eligible']} questions, answer retrieved {row['answer retrieved']}, in the answer "
             f"{row['answer in the answer']}, refused by the gate {row['refused: gate']}, by the near-miss check "
-            f"{row['refused: near miss']} ({row['refused: near miss, answer retrieved']} with the answer retrieved)",
+            f"{row['refused: near miss']} ({row['refused: near miss, answer retrieved']} with the answer retrieved); "
+            f"answers of {mean_chars[s]} characters on average",
             file=sys.stderr,
         )
     return 0
