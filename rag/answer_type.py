@@ -31,8 +31,10 @@ _MONTHS = (
     r"|dec(ember)?"
 )
 _CURRENCY = (
-    r"dollars?|euros?|pounds?|sterling|yen|yuan|renminbi|rupees?|rubles?|roubles?|francs?|pesos?|won|cents?"
-    r"|hryvnias?|usd|eur|gbp"
+    r"dollars?|euros?|pounds?|sterling|yen|yuan|renminbi|rupees?|rupiah|rubles?|roubles?|francs?|pesos?|won|cents?"
+    r"|pence|hryvnias?|kroner|krone|kronor|krona|zlotys?|złoty|forints?|koruna|lei|leu|lira|lire|shekels?|dinars?"
+    r"|dirhams?|riyals?|rials?|rand|baht|ringgit|reais|real|naira|shillings?|taka|dong|cedis?|kwacha|bitcoins?"
+    r"|usd|eur|gbp|jpy|cny|chf"
 )
 
 # "How much does X cost / sell for / pay ...", "What is X's salary / the price of ..."
@@ -56,8 +58,11 @@ _DATE_Q = re.compile(
 )
 _PUBLISHED_Q = re.compile(r"\b(published|posted|written|wrote|article)\b", re.IGNORECASE)  # metadata, not a fact
 
+# an amount: a currency sign, a number with a currency, or a number in millions or more (amounts of money are
+# usually that large, and an unknown currency must not turn a stated amount into a refusal)
 _MONEY = re.compile(
-    rf"[$€£¥₹₽₴]\s?\d|\d[\d,.]*\s?(k|m|bn|million|billion|trillion)?\s?({_CURRENCY})\b|\b(US|A|C|HK)\$",
+    rf"[$€£¥₹₽₴₪₩]\s?\d|\d[\d,.]*\s?(k|m|bn|million|billion|trillion)?\s?({_CURRENCY})\b|\b(US|A|C|HK|NZ)\$"
+    r"|\d[\d,.]*\s?(m|bn|million|billion|trillion)\b",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.IGNORECASE)

@@ -37,6 +37,8 @@ def test_the_value_a_question_asks_for(question: str, kind: str | None) -> None:
 
 def test_what_states_a_value() -> None:
     assert states("It sold for $25 on eBay.", "money") and states("a fine of 3 million euros", "money")
+    assert states("The automation cost 4.2 million kroner.", "money") and states("a 300 zloty fine", "money")
+    assert states("a deal worth 1.5 billion", "money")  # an unknown currency still states an amount
     assert not states("Discounts ranged between 10-20%.", "money")
     assert states("Discounts ranged between 10-20%.", "number") and states("five spy chiefs", "number")
     assert not states("Several spy chiefs spoke.", "number")
