@@ -118,7 +118,10 @@ class RagChain:
         kind = answer_type.expected(question)
         if kind is None or brief.metadata_field(question):
             return None
-        if answer_type.first_stating(prepared.candidates, kind, self.calibration.keep_ratio) is not None:
+        # the extractive answer quotes only sentences within the keep ratio of the best; a model reads every
+        # sentence of the passages, so for it any sentence that states the value will do
+        ratio = self.calibration.keep_ratio if prepared.mode == "extractive" else 0.0
+        if answer_type.first_stating(prepared.candidates, kind, ratio) is not None:
             return None
         return " ".join(filter(None, (answer_type.refusal_note(kind), prepared.request.refusal_note)))
 

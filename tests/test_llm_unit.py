@@ -207,6 +207,14 @@ def test_gate_refuses_before_any_model_call(index_dir: Path) -> None:
     assert fake.calls == 0
 
 
+def test_a_near_miss_is_refused_before_any_model_call(index_dir: Path) -> None:
+    """The article discusses sanctions relief but states no amount in any sentence the model would read."""
+    fake = ScriptedChatModel(script=lambda p: "Russia wants 300 billion dollars [1].")
+    a = llm_service(index_dir, fake).ask("How much money does Russia want in sanctions relief?", mode="llm")
+    assert a.refused and "none states the amount asked for" in a.answer and not a.citations
+    assert fake.calls == 0
+
+
 def test_model_refusal_is_a_refusal(index_dir: Path) -> None:
     svc = llm_service(index_dir, ScriptedChatModel(script=lambda p: REFUSAL_TEXT))
     a = svc.ask("What did the intelligence chiefs say about sanctions relief?", mode="llm")
