@@ -21,7 +21,7 @@ from pathlib import Path
 
 from evals.realtimeqa import ARTICLES, QUESTIONS, contains_answer, load_questions
 from evals.retrieval import eligible_questions, split_of
-from rag import Calibration, RagService, Settings, asks_for_name, expected_answer_type
+from rag import Calibration, RagService, Settings, asks_for_name, expected_answer_type, parse_date
 
 NEAR_MISS = "none states the"  # in the refusal note of a near miss (rag/answer_type.py)
 OUTCOMES = (
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collection", default="articles")
     p.add_argument("--name-bonus", type=float, help="override Calibration.name_bonus (sweep on the dev split)")
     p.add_argument("-k", type=int, default=5)
+    p.add_argument("--as-of-quiz-date", action="store_true",
+                   help="ask each question as of its quiz date, as a reader did then (later articles hidden)")
     args = p.parse_args(argv)
     settings = Settings()
     cal = Calibration.load()
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     for rq in questions:
         q = rq.question
         split, kind = split_of(q), kind_of(q.question)
-        a = svc.ask(q.question, k=args.k, mode="extractive")
+        as_of = parse_date(q.date) if args.as_of_quiz_date else None
+        a = svc.ask(q.question, k=args.k, mode="extractive", as_of=as_of)
         retrieved = any(contains_answer(c.text, q.answer) for c in a.contexts)
         if not a.refused and split in chars:
             chars[split].append(sum(len(x.text) for x in a.sentences))
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ("all", "which/who", "amount/number/date", "other")
     table = {s: {k: {o: counts[(o, s, k)] for o in OUTCOMES} for k in kinds} for s in ("dev", "test")}
     mean_chars = {s: round(sum(v) / len(v)) if v else None for s, v in chars.items()}
-    report = {"index": str(args.index), "k": args.k, "name_bonus": cal.name_bonus, "counts": table,
+    report = {"index": str(args.index), "k": args.k, "name_bonus": cal.name_bonus,
+              "as_of_quiz_date": args.as_of_quiz_date, "counts": table,
               "mean_answer_chars": mean_chars}
     print(json.dumps(report, indent=2))
     for s in ("dev", "test"):

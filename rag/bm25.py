@@ -9,6 +9,7 @@ import math
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -303,6 +304,20 @@ class BM25Index:
         all_days = self._days if self._delta is None else np.concatenate([self._days, self._delta.days])
         days = all_days[(all_days > UNDATED_DAY) & (all_days <= limit)]
         return from_day_number(int(days.max())) if days.size else None
+
+    def days_of(self, chunk_ids: Sequence[str]) -> list[int | None]:
+        """Each chunk's published_day as this index holds it (from the registry); None for a chunk it lacks."""
+        self._ensure()
+        with self._lock:
+            if self._pos is None:
+                self._pos = {cid: i for i, cid in enumerate(self._ids)}
+            pos, days, delta = self._pos, self._days, self._delta
+        extra = dict(zip(delta.ids, delta.days, strict=True)) if delta is not None and delta.ids else {}
+        out: list[int | None] = []
+        for cid in chunk_ids:
+            i = pos.get(cid)
+            out.append(int(extra[cid]) if cid in extra else (int(days[i]) if i is not None else None))
+        return out
 
     def search(self, query: str, n: int, dates: DateFilter | None = None) -> list[tuple[str, float]]:
         """Top-n chunk ids by BM25; with dates, chunks outside the filter are masked out (same rule as Chroma's)."""

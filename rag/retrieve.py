@@ -21,6 +21,9 @@ from rag.types import DateFilter, Passage
 Method = Literal["dense", "bm25", "hybrid"]
 
 
+OVERFETCH, OVERFETCH_MIN = 4, 400  # the unfiltered first look at a date-filtered dense search
+
+
 def _day(p: Passage) -> int:
     try:
         return int(p.metadata.get("published_day", UNDATED_DAY) or 0)
@@ -67,8 +70,7 @@ class HybridRetriever:
         t1 = time.perf_counter()
         r = ranking or self.ranking
         n = max(r.candidates, k)
-        where = chroma_where(dates) if dates is not None else None
-        dense = self.store.dense_search(qvec, n, where=where) if method in ("dense", "hybrid") else []
+        dense = self._dense(qvec, n, dates) if method in ("dense", "hybrid") else []
         t2 = time.perf_counter()
         sparse = self.bm25.search(query, n, dates=dates) if method in ("bm25", "hybrid") else []
         if r.prf_terms and sparse:  # feedback terms from the top BM25 passages; the question's own count twice
@@ -114,3 +116,21 @@ class HybridRetriever:
             timer("bm25", (t3 - t2) * 1000)
             timer("fuse", (t4 - t3) * 1000)
         return chosen
+
+    def _dense(self, qvec: np.ndarray, n: int, dates: DateFilter | None) -> list[Passage]:
+        """The n nearest chunks within the date filter. Chroma's filtered search reads the filter's metadata
+        for every chunk (0.6-0.8 s at 87k chunks); when the filter keeps most of the index, the nearest
+        OVERFETCH x n chunks unfiltered (ids only), screened by the days BM25 holds, give the same top n."""
+        if dates is None or not dates.active:
+            return self.store.dense_search(qvec, n)
+        near = self.store.nearest_ids(qvec, max(OVERFETCH * n, OVERFETCH_MIN))
+        days = self.bm25.days_of([cid for cid, _ in near])
+        kept = [(cid, d) for (cid, d), day in zip(near, days, strict=True) if day is not None and matches(dates, day)]
+        found = [p for p in self.store.get_passages([cid for cid, _ in kept[:n]]) if matches(dates, _day(p))]
+        if len(found) < n and len(near) < self.store.count():  # a narrow filter: let Chroma search within it
+            return self.store.dense_search(qvec, n, where=chroma_where(dates))
+        distance = dict(kept)
+        for rank, p in enumerate(found):
+            p.dense_score = 1.0 - distance[p.chunk_id]
+            p.dense_rank = rank
+        return found

@@ -15,7 +15,7 @@ from rag.calibration import Calibration
 from rag.chain import Answerer, RagChain
 from rag.chunking import Chunker
 from rag.config import Settings
-from rag.dates import UNDATED_DAY, chroma_where, make_filter
+from rag.dates import UNDATED_DAY, make_filter, matches
 from rag.doctor import DoctorReport
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError, QuestionError, RagIndexError
@@ -67,6 +67,7 @@ class RagService:
         self._given_embedder = embedder
         self._ranking = ranking
         self._chroma_client = chroma_client
+        self._days: tuple[str, dict[str, int | None]] | None = None  # (store revision, article -> published_day)
         self.calibration = calibration if calibration is not None else Calibration.load()
 
     # -- components, built lazily ------------------------------------------------
@@ -279,21 +280,33 @@ class RagService:
 
     def _filter_note(self, dates: DateFilter) -> str:
         """What a date filter leaves (said when the answer is refused); an index stored before dates raises."""
-        total = self._store.article_count()
-        dated = self._store.dated_article_ids()
-        if len(dated) < total:
+        days = self._article_days()
+        total = len(days)
+        older = sum(d is None for d in days.values())
+        if older:
             raise RagIndexError(
-                f"{total - len(dated)} of the {total} articles in {self.settings.index_location} were stored by an "
+                f"{older} of the {total} articles in {self.settings.index_location} were stored by an "
                 "older version, without publication dates, so a date filter cannot be applied - run `rag ingest` "
                 "on their folders again (dates are added without re-embedding), then retry."
             )
-        where = chroma_where(dates)
-        matching = len(self._store.dated_article_ids(where)) if where else total
-        undated = total - len(self._store.dated_article_ids({"published_day": {"$gt": UNDATED_DAY}}))
+        matching = sum(matches(dates, d) for d in days.values() if d is not None)
+        undated = sum(d is not None and d <= UNDATED_DAY for d in days.values())
         note = f"Only {matching} of the {total} articles are {dates.describe()}"
         if undated:
             note += f"; {undated} undated article(s) are left out by any date filter"
         return note + "."
+
+    def _article_days(self) -> dict[str, int | None]:
+        """article_id -> published_day (None: stored before dates) of every registered article, read once per
+        store revision (reading them for every filtered question cost 0.8 s at 5,386 articles)."""
+        revision = self._store.revision()
+        cached = self._days
+        if cached is None or cached[0] != revision:
+            index = self._store.article_index()
+            cached = (revision, {aid: int(m["published_day"]) if "published_day" in m else None
+                                 for aid, m in index.items()})
+            self._days = cached
+        return cached[1]
 
     def ask(
         self,

@@ -295,12 +295,6 @@ class ChromaStore:
         return out
 
     # -- reads -------------------------------------------------------------------
-    def dated_article_ids(self, where: dict[str, Any] | None = None) -> list[str]:
-        """Ids of registered articles stored with a published_day (matching `where` on it, when given)."""
-        cond = where or {"published_day": {"$gte": 0}}
-        got = self._try(lambda: self.articles.get(where=cond, include=[]))
-        return list(got["ids"])
-
     def count(self) -> int:
         return int(self._try(lambda: self.chunks.count()))
 
@@ -369,6 +363,16 @@ class ChromaStore:
             return [], []
         got = self._try(lambda: self.chunks.get(where=where_in("article_id", article_ids), include=["documents"]))
         return list(got["ids"]), list(got["documents"])
+
+    def nearest_ids(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """The n nearest chunks' ids and cosine distances, without their payload (a cheap wide first look)."""
+        n = min(n, self.count())
+        if n <= 0:
+            return []
+        res = self._try(
+            lambda: self.chunks.query(query_embeddings=[vector.tolist()], n_results=n, include=["distances"])
+        )
+        return [(str(i), float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def dense_search(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[Passage]:
         """The n nearest chunks; `where` (a Chroma metadata filter, e.g. on published_day) narrows them first."""

@@ -6,10 +6,11 @@ import json
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from rag import QuestionError, RagIndexError, RagService, make_filter
-from rag.dates import chroma_where, dateline_date, day_number, parse_date, recency_prior, wants_recency
+from rag import QuestionError, RagIndexError, RagService, make_filter, retrieve
+from rag.dates import chroma_where, dateline_date, day_number, matches, parse_date, recency_prior, wants_recency
 from rag.ingest import load_articles
 from tests.conftest import make_settings
 
@@ -203,6 +204,28 @@ def test_recency_prior_prefers_newer_when_asked(dated: tuple[RagService, dict[st
         recency=date(2025, 3, 31),
     )
     assert asof[0].title == "Geneva signing" and "Odesa ports reopen" not in {p.title for p in asof}
+
+
+@pytest.mark.parametrize("first_look", [400, 1])
+def test_dense_search_within_a_filter_equals_chromas_filtered_search(
+    dated: tuple[RagService, dict[str, object]], monkeypatch: pytest.MonkeyPatch, first_look: int
+) -> None:
+    """The dense search of a date-filtered question looks at the nearest chunks unfiltered first and screens them
+    by day (fast when the filter keeps most of the index); it must give what Chroma's filtered search gives,
+    also when the first look holds too few chunks in the filter (first_look 1: Chroma's search is used)."""
+    svc, _ = dated
+    monkeypatch.setattr(retrieve, "OVERFETCH_MIN", first_look)
+    monkeypatch.setattr(retrieve, "OVERFETCH", 1)
+    qvec = np.asarray(svc.embedder.embed_query("grain corridor shipping insurance cargo vessels"))
+    filters = [make_filter(as_of="2025-03-31"), make_filter(since="2025-03-01"),
+               make_filter(since="2025-01-01", until="2025-01-31"), make_filter(since="2026-01-01")]
+    for f in filters:
+        for n in (1, 3, 8):
+            got = svc._retriever._dense(qvec, n, f)
+            want = svc._store.dense_search(qvec, n, where=chroma_where(f))
+            assert [p.chunk_id for p in got] == [p.chunk_id for p in want], (f, n)
+            assert [p.dense_score for p in got] == pytest.approx([p.dense_score for p in want]), (f, n)
+            assert all(matches(f, int(p.metadata["published_day"])) for p in got)
 
 
 def test_index_without_dates_asks_for_reingest(tmp_path: Path) -> None:
