@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from evals.golden import GoldenItem, ask_item, load_golden
@@ -67,11 +69,15 @@ def test_golden_on_seed_corpus(corpus_service: RagService, item: GoldenItem) -> 
 
 
 @pytest.fixture(scope="module")
-def distractor_service(eval_settings: Settings) -> RagService:
+def distractor_service(eval_settings: Settings) -> Iterator[RagService]:
+    """The golden eval's index; closed after the module, since only one process may open an embedded index
+    and `rag eval` (tests/test_evals_runner.py) opens the same one from a subprocess."""
     svc, n = eval_service(eval_settings, DISTRACTORS)
     if n < DISTRACTORS:
+        svc.close()
         pytest.skip(f"RealTime QA articles absent under {eval_settings.datasets_dir}: distractor variant not run")
-    return svc
+    yield svc
+    svc.close()
 
 
 def test_distractors_are_indexed(distractor_service: RagService) -> None:
