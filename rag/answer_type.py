@@ -120,7 +120,7 @@ def asks_for_name(question: str) -> bool:
 def new_names(text: str, question: str) -> set[str]:
     """Capitalised words of the text that the question does not contain: names, except a sentence's first word
     (capitalised anyway) unless the next word is capitalised too, and months and weekdays."""
-    asked = {w.lower().rstrip("'’s") for w in re.findall(r"[\w'’]+", question)}
+    asked = {w.lower().removesuffix("'s").removesuffix("’s") for w in re.findall(r"[\w'’]+", question)}
     out: set[str] = set()
     for m in _CAPITALISED.finditer(text):
         before = text[: m.start()].rstrip()

@@ -97,3 +97,4 @@ def test_which_questions_take_the_sentence_that_names_it(tmp_path: Path) -> None
     assert any("Target" in c.quote and c.source == "Daily Example" for c in named.citations)
     assert not asks_for_name("What does Russia want?") and not asks_for_name("When was Zelensky born?")
     assert new_names("Consumers are angry. Adrien Brody spoke on Monday.", "Who spoke?") == {"adrien", "brody"}
+    assert new_names("The US boss of Wells Fargo's bank left.", "Which US boss of Wells Fargo left?") == set()
