@@ -206,15 +206,15 @@ def test_recency_prior_prefers_newer_when_asked(dated: tuple[RagService, dict[st
     assert asof[0].title == "Geneva signing" and "Odesa ports reopen" not in {p.title for p in asof}
 
 
-@pytest.mark.parametrize("first_look", [400, 1])
+@pytest.mark.parametrize("looks", [(400,), (1,), (1, 400)])
 def test_dense_search_within_a_filter_equals_chromas_filtered_search(
-    dated: tuple[RagService, dict[str, object]], monkeypatch: pytest.MonkeyPatch, first_look: int
+    dated: tuple[RagService, dict[str, object]], monkeypatch: pytest.MonkeyPatch, looks: tuple[int, ...]
 ) -> None:
     """The dense search of a date-filtered question looks at the nearest chunks unfiltered first and screens them
     by day (fast when the filter keeps most of the index); it must give what Chroma's filtered search gives,
-    also when the first look holds too few chunks in the filter (first_look 1: Chroma's search is used)."""
+    also when a look holds too few chunks in the filter (a wider look follows; after the last, Chroma's search)."""
     svc, _ = dated
-    monkeypatch.setattr(retrieve, "OVERFETCH_MIN", first_look)
+    monkeypatch.setattr(retrieve, "FIRST_LOOKS", looks)
     monkeypatch.setattr(retrieve, "OVERFETCH", 1)
     qvec = np.asarray(svc.embedder.embed_query("grain corridor shipping insurance cargo vessels"))
     filters = [make_filter(as_of="2025-03-31"), make_filter(since="2025-03-01"),
