@@ -120,17 +120,22 @@ def asks_for_name(question: str) -> bool:
 def new_names(text: str, question: str) -> set[str]:
     """Capitalised words of the text that the question does not contain: names, except a sentence's first word
     (capitalised anyway) unless the next word is capitalised too, and months and weekdays."""
-    asked = {w.lower().removesuffix("'s").removesuffix("’s") for w in re.findall(r"[\w'’]+", question)}
+    asked = {_bare(w) for w in re.findall(r"[\w'’]+", question)}
     out: set[str] = set()
     for m in _CAPITALISED.finditer(text):
         before = text[: m.start()].rstrip()
-        word = m.group().rstrip(".").lower().removesuffix("'s").removesuffix("’s")
+        word = _bare(m.group().rstrip("."))
         initial = not before or before[-1] in ".!?\"“'‘:—–-("
         if initial and not _CAPITALISED.match(text[m.end() :].lstrip()):
             continue
         if word and word not in asked and word not in _NOT_NAMES and word not in STOPWORDS:
             out.add(word)
     return out
+
+
+def _bare(word: str) -> str:
+    """Lower-cased, without a possessive 's."""
+    return word.lower().removesuffix("'s").removesuffix("’s")
 
 
 def refusal_note(kind: Kind) -> str:

@@ -142,15 +142,20 @@ class BM25Index:
             return len(self._ids)
         return len(self._ids) - len(self._delta.deleted) + len(self._delta.ids)
 
+    def _positions(self) -> dict[str, int]:
+        """Main-segment row of each chunk id (made when first needed, dropped when the segment reloads)."""
+        if self._pos is None:
+            self._pos = {cid: i for i, cid in enumerate(self._ids)}
+        return self._pos
+
     def _set_delta(self, delta: Delta | None) -> None:
         self._delta = delta
         self._alive = None
         if delta is not None and delta.deleted:
-            if self._pos is None:
-                self._pos = {cid: i for i, cid in enumerate(self._ids)}
+            pos = self._positions()
             alive = np.ones(len(self._ids), dtype=np.float32)
             for cid in delta.deleted:
-                if (i := self._pos.get(cid)) is not None:
+                if (i := pos.get(cid)) is not None:
                     alive[i] = 0.0
             self._alive = alive
 
@@ -309,9 +314,7 @@ class BM25Index:
         """Each chunk's published_day as this index holds it (from the registry); None for a chunk it lacks."""
         self._ensure()
         with self._lock:
-            if self._pos is None:
-                self._pos = {cid: i for i, cid in enumerate(self._ids)}
-            pos, days, delta = self._pos, self._days, self._delta
+            pos, days, delta = self._positions(), self._days, self._delta
         extra = dict(zip(delta.ids, delta.days, strict=True)) if delta is not None and delta.ids else {}
         out: list[int | None] = []
         for cid in chunk_ids:

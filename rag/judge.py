@@ -243,22 +243,21 @@ class SupportJudge:
         return self.score_many([(claim, evidence)])[0]
 
     def score_many(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        keep = [i for i, (c, e) in enumerate(pairs) if c.strip() and e.strip()]
-        out = [0.0] * len(pairs)
-        if keep:
-            probs = self.probabilities(self.feature_matrix([pairs[i] for i in keep]))
-            for i, p in zip(keep, probs, strict=True):
-                out[i] = float(p)
-        return out
+        """P(supported) for each (claim, evidence), each judged on its own."""
+        return self._scores(pairs, together=False)
 
     def score_answer(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """P(supported) for each (sentence, cited evidence) of one answer, the gate reading the answer's style
-        (the mean over its pairs, ``answer_style``); an empty claim or evidence scores 0 and is left out."""
+        (the mean over its pairs, ``answer_style``)."""
+        return self._scores(pairs, together=True)
+
+    def _scores(self, pairs: Sequence[tuple[str, str]], together: bool) -> list[float]:
+        """An empty claim or evidence scores 0 and is left out of the features (and of the answer's style)."""
         keep = [i for i, (c, e) in enumerate(pairs) if c.strip() and e.strip()]
         out = [0.0] * len(pairs)
         if keep:
             x = self.feature_matrix([pairs[i] for i in keep])
-            for i, p in zip(keep, self.probabilities(x, answer_style(x)), strict=True):
+            for i, p in zip(keep, self.probabilities(x, answer_style(x) if together else None), strict=True):
                 out[i] = float(p)
         return out
 

@@ -124,13 +124,13 @@ class HybridRetriever:
         the same top n; only a filter that keeps less than that falls back to Chroma's filtered search."""
         if dates is None or not dates.active:
             return self.store.dense_search(qvec, n)
-        total = self.store.count()
         kept: list[tuple[str, float]] = []
         for look in FIRST_LOOKS:
-            near = self.store.nearest_ids(qvec, max(OVERFETCH * n, look))
+            want = max(OVERFETCH * n, look)
+            near = self.store.nearest_ids(qvec, want)
             days = self.bm25.days_of([cid for cid, _ in near])
             kept = [(c, d) for (c, d), day in zip(near, days, strict=True) if day is not None and matches(dates, day)]
-            whole = len(near) >= total  # the look saw every chunk: what passed is all there is
+            whole = len(near) < want  # fewer came back than asked: the look saw every chunk, what passed is all
             if len(kept) >= n or whole:
                 break
         found = [] if len(kept) < n and not whole else self.store.get_passages([c for c, _ in kept[:n]])

@@ -70,12 +70,12 @@ def verify(
     sentences: list[Sentence] = []
     claims_by_n: dict[int, list[str]] = {}
     judge.prepare([d.text for d in drafts], [p.text for p in passages])
-    cited = [d for d in drafts if d.passages]
-    cited_scores = dict(zip(map(id, cited), judge.score_answer(
-        [(d.text, PASSAGE_BREAK.join(passages[i].text for i in d.passages)) for d in cited]), strict=True))
+    cited_scores = iter(judge.score_answer(  # the cited sentences, in order, judged together
+        [(d.text, PASSAGE_BREAK.join(passages[i].text for i in d.passages)) for d in drafts if d.passages]
+    ))
     for d in drafts:
         if d.passages:
-            score = cited_scores[id(d)]
+            score = next(cited_scores)
             ns = [n for n in (renumber(i + 1) for i in d.passages) if n is not None]
             sentences.append(Sentence(d.text, ns, support_score=round(score, 4), verdict=judge.verdict(score)))
         else:
