@@ -45,10 +45,10 @@ def candidate_features(path: Path, cache_dir: Path | None) -> tuple[np.ndarray, 
         z = np.load(cached)
         return z["x"], z["y"], z["g"], [str(n) for n in z["names"]]
     from rag.embeddings import LocalMiniLMEmbeddings
-    from rag.judge_features import Encoder, features
+    from rag.judge_features import JUDGE_LAYERS, Encoder, features
 
     items = load_qags(path)
-    enc = Encoder(LocalMiniLMEmbeddings())
+    enc = Encoder(LocalMiniLMEmbeddings(layers=JUDGE_LAYERS))
     vecs, words = enc.claims([i.sentence for i in items])
     evidence: dict[int, Any] = {}
     rows = []

@@ -191,7 +191,7 @@ def run_golden(
     svc, n_distractors = news_service(settings, dataset) if fixed else eval_service(settings, distractors)
     index_s = time.perf_counter() - t0
     used_mode = svc.resolve_mode(mode)
-    judge = SupportJudge(embedder=svc.embedder)
+    judge = SupportJudge()
     metrics: list[Metric] = default_metrics(
         judge.supported, k or settings.top_k, corpus_boilerplate(svc), judge.supported_answer
     )

@@ -16,6 +16,7 @@ from rag.errors import ConfigError
 MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
 MAX_TOKENS = 256
+LAYERS = 6  # transformer layers of all-MiniLM-L6-v2; ``layers=`` below runs only the first few
 PAD_SHARE = 0.1  # a batch pads at most this share of its tokens: on 2 cores ONNX Runtime runs one unpadded text
 #                  as fast per token as a batch, so padding is pure cost (5 passages of 117-224 word pieces
 #                  padded together took 143-163 ms, one at a time 131 ms; values are the same either way)
@@ -36,6 +37,26 @@ def _model_files() -> tuple[Path, Path]:
         if not f.is_file():
             raise ConfigError(f"Embedding model file missing: {f} - reinstall with `make install`.")
     return onnx, tok
+
+
+def _first_layers(onnx_path: Path, layers: int) -> tuple[bytes, str]:
+    """The model cut after its first ``layers`` transformer layers (onnx's subgraph extractor, in memory; the
+    package's file is only read): the serialized model and the name of its hidden-state output. The graph
+    holds one LayerNormalization after the embeddings and two per layer, in order; layer n ends at the
+    (2n+1)th."""
+    import onnx
+    import onnx.utils
+
+    model = onnx.load(str(onnx_path))
+    norms = [n for n in model.graph.node if n.op_type == "LayerNormalization"]
+    if len(norms) != 2 * LAYERS + 1:
+        raise ConfigError(
+            f"The embedding model {onnx_path} does not have the {LAYERS} layers expected - "
+            "reinstall with `make install`."
+        )
+    out = norms[2 * layers].output[0]
+    sub = onnx.utils.Extractor(model).extract_model(["input_ids", "attention_mask", "token_type_ids"], [out])
+    return sub.SerializeToString(), out
 
 
 @dataclass(frozen=True)
@@ -90,21 +111,30 @@ class LocalMiniLMEmbeddings(Embeddings):
 
     Besides the LangChain interface, ``embed_with_spans`` pools the same forward pass over
     character spans (the sentences of a chunk), so sentence vectors cost no extra model run.
+    ``layers`` below LAYERS runs only the first transformer layers (the judge's word alignment, which
+    reads a middle layer, as BERTScore does); retrieval and the index use all of them.
     """
 
     model_name = MODEL_NAME
     dimension = DIMENSION
 
-    def __init__(self, batch_size: int = 8, threads: int = 0) -> None:
+    def __init__(self, batch_size: int = 8, threads: int = 0, layers: int = LAYERS) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        if not 1 <= layers <= LAYERS:
+            raise ConfigError(f"layers must be 1-{LAYERS}, not {layers}.")
         onnx_path, tok_path = _model_files()
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.layers = layers
+        model: str | bytes = str(onnx_path)
+        self._output = "last_hidden_state"
+        if layers < LAYERS:
+            model, self._output = _first_layers(onnx_path, layers)
+        self._session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(tok_path))
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self._tokenizer.no_padding()
@@ -161,7 +191,7 @@ class LocalMiniLMEmbeddings(Embeddings):
                 mask[r, : len(e.ids)] = 1
             with self._lock:
                 (hidden,) = self._session.run(
-                    ["last_hidden_state"],
+                    [self._output],
                     {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
                 )
             yield idx, encs, hidden, mask

@@ -14,7 +14,7 @@ import numpy as np
 
 from rag.embeddings import LocalMiniLMEmbeddings
 from rag.errors import ConfigError
-from rag.judge_features import Encoder, Evidence, features, segments
+from rag.judge_features import JUDGE_LAYERS, Encoder, Evidence, features, segments
 
 JUDGE_FILE = Path(__file__).with_name("judge.json")
 
@@ -39,7 +39,8 @@ NEAR_COPY = 0.5  # lcs_best from which a claim counts as a copy of its best sent
 # that does not copy is more often unsupported than paraphrased. The gate reads each sentence halfway to its
 # answer's mean. QAGS grouped CV, BA/AUC, with cosine_best in the gate: each sentence alone (0.0) CNN/DM
 # 0.734/0.834, XSum 0.724/0.801; halfway (0.5) 0.752/0.845 and 0.741/0.805; all the way (1.0) 0.752/0.843 and
-# 0.750/0.808, but then a paraphrase among quotes is judged as a quote (evals/judge_fit.py prints the shipped one).
+# 0.750/0.808 (those with layer 6 and a gate fitted on style labels), but then a paraphrase among quotes is
+# judged as a quote (evals/judge_fit.py prints the shipped one).
 ANSWER_STYLE = 0.5
 VETO_CAP = 0.05  # a vetoed claim's probability: below any threshold or band
 CACHE_EVIDENCE = 256  # evidence texts whose sentence split and lexical sets are kept (LRU)
@@ -154,14 +155,22 @@ def mix(params: JudgeParams, x: np.ndarray, style: np.ndarray | None = None) -> 
 class SupportJudge:
     """Scores how well evidence supports a claim: a probability, a threshold and a three-way verdict.
 
-    Features come from what runs offline: MiniLM word alignment (BERTScore-precision style, over the
+    Features come from what runs offline: MiniLM word alignment (layer 3 of 6; BERTScore-precision style, over the
     whole evidence and over windows of 1-3 consecutive sentences), lexical copy and coverage rates,
     novel content words, numbers, names, negation and modality. An "extractive" expert fitted on
     QAGS CNN/DM and a "paraphrase" expert fitted on QAGS XSum are mixed by a gate that estimates
-    from the copy rates which kind of claim this is; weights in ``rag/judge.json`` (evals/judge_fit.py).
+    from the copy rates which expert explains the claim (fitted by EM); weights in ``rag/judge.json``
+    (evals/judge_fit.py).
     """
 
     def __init__(self, embedder: LocalMiniLMEmbeddings | None = None, params: JudgeParams | None = None) -> None:
+        """``embedder``: a model cut at the judge's layer (``LocalMiniLMEmbeddings(layers=JUDGE_LAYERS)``) to
+        share; by default the judge loads its own on first use."""
+        if embedder is not None and embedder.layers != JUDGE_LAYERS:
+            raise ConfigError(
+                f"The judge reads MiniLM's layer {JUDGE_LAYERS}: pass LocalMiniLMEmbeddings(layers={JUDGE_LAYERS}) "
+                "or no embedder."
+            )
         self._embedder = embedder
         self._encoder: Encoder | None = None
         self.params = params or JudgeParams.load()
@@ -175,7 +184,7 @@ class SupportJudge:
     def embedder(self) -> LocalMiniLMEmbeddings:
         with self._lock:
             if self._embedder is None:
-                self._embedder = LocalMiniLMEmbeddings()
+                self._embedder = LocalMiniLMEmbeddings(layers=JUDGE_LAYERS)
             return self._embedder
 
     @property

@@ -21,6 +21,12 @@ SEGMENT_CHARS = 900  # evidence is encoded in runs of whole sentences up to this
 #                      the model's 256 (MAX_TOKENS); a chunk (800 characters by default) is one run
 PASSAGE_BREAK = "\n\f\n"  # runs never cross it (a form feed: absent from article text): join passages with
 #                            it and each passage is encoded once per answer, as one run of the model
+# The judge reads MiniLM's third of six layers: on QAGS grouped CV (evals/judge_fit.py, negation read on the
+# aligned sentence) layer 3 was best on both styles, CNN/DM BA/AUC 0.757/0.851 and XSum 0.741/0.804, against
+# 0.751/0.848 and 0.741/0.797 (layer 2), 0.749/0.844 and 0.720/0.791 (4), 0.748/0.842 and 0.725/0.786 (5),
+# 0.748/0.841 and 0.741/0.805 (6, the last, shipped before); as BERTScore found, a middle layer aligns words
+# best, and it halves the judge's model cost (evals/judge_cost.py).
+JUDGE_LAYERS = 3
 WINDOW = 3  # sentence windows of 1..WINDOW consecutive evidence sentences (XSum claims fuse 2-3 sentences)
 LOW_MATCH = 0.55  # a content word whose best MiniLM match is below this is "unaligned" (measured on QAGS:
 #                   same-word pairs in other contexts sit at 0.6-0.9, unrelated content words at 0.2-0.5)
@@ -286,7 +292,7 @@ def features(claim: str, qv: np.ndarray, cw: WordVectors, ev: Evidence) -> dict[
         "numbers_all": share(nums, ev.numbers),
         "numbers_missing": float(len(nums - ev.numbers)),
         "entities": share(ents, ev.word_set),
-        "negation": float(negation_flip(lw, ev.words[best_cos])),
+        "negation": float(negation_flip(lw, ev.words[best1])),  # the sentence it aligns with, as lcs_best
         "negation_win": float(negation_flip(lw, win_words)),
         "modality": float(claim_modal != any(w in MODALS for w in ev.words[best_cos])),
         "modality_win": float(claim_modal and not any(w in MODALS for w in win_words)),

@@ -113,7 +113,7 @@ class RagService:
             from rag.llm import LLMAnswerer, LLMCondenser, build_chat_model
 
             model = self._chat_model or build_chat_model(self.settings)
-            chain.answerers["llm"] = LLMAnswerer(model, self.settings, SupportJudge(self.embedder))
+            chain.answerers["llm"] = LLMAnswerer(model, self.settings, SupportJudge())
             chain.condensers["llm"] = LLMCondenser(model, self.settings)
         return chain
 

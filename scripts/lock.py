@@ -1,6 +1,8 @@
 """Write and check the dependency locks (`requirements.lock`, `requirements-llm.lock`).
 
-`python scripts/lock.py compile` resolves the locks with uv for Python 3.11, with hashes.
+`python scripts/lock.py compile` resolves the locks with uv for Python 3.11, with hashes. It keeps the versions
+the current locks pin (uv prefers them), so adding a dependency adds its closure and moves nothing else;
+`LOCK_UPGRADE=1` re-resolves everything to the newest releases within pyproject.toml's ranges.
 `python scripts/lock.py check` stops an install whose lock does not match pyproject.toml or this Python.
 
 Both locks are installed with `pip install --no-deps --require-hashes`, so they must list every package:
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -53,8 +56,11 @@ def _header(digest: str) -> str:
     )
 
 
-def _uv(*args: str) -> str:
+def _uv(*args: str, prefer: Path | None = None) -> str:
+    """uv pip compile; the pins of ``prefer`` (an existing lock) are kept where they still fit."""
     with tempfile.NamedTemporaryFile("r", suffix=".txt") as out:
+        if prefer is not None and prefer.is_file() and not os.environ.get("LOCK_UPGRADE"):
+            Path(out.name).write_text(prefer.read_text())  # uv prefers the versions already in its output file
         cmd = ["uv", "pip", "compile", "--quiet", "--python-version", PYTHON, "--generate-hashes",
                "--no-header", "--no-annotate", "-o", out.name, *args]
         subprocess.run(cmd, check=True, cwd=ROOT)
@@ -68,16 +74,16 @@ def compile_locks() -> None:
         (t / "nodeps.in").write_text("\n".join(NODEPS) + "\n")
         (t / "llm.in").write_text("\n".join(LLM) + "\n")
         (t / "llm-nodeps.in").write_text("\n".join(LLM_NODEPS) + "\n")
-        main = _uv("pyproject.toml", "--extra", "dev")
+        main = _uv("pyproject.toml", "--extra", "dev", prefer=MAIN_LOCK)
         main += _uv("--no-deps", str(t / "nodeps.in"))
         (t / "main.txt").write_text(main)
         # The server's closure, constrained to the app's versions, minus what the app lock already holds.
-        llm = _uv(str(t / "llm.in"), "-c", str(t / "main.txt"))
+        llm = _uv(str(t / "llm.in"), "-c", str(t / "main.txt"), prefer=LLM_LOCK)
         llm = _drop_packages(llm, _names(main))
         llm += _uv("--no-deps", str(t / "llm-nodeps.in"))
     MAIN_LOCK.write_text(_header(digest) + main)
-    LLM_LOCK.write_text(_header(digest) + "# Install after requirements.lock; llama-cpp-python is built by the Makefile.\n"
-                        + llm)
+    note = "# Install after requirements.lock; llama-cpp-python is built by the Makefile.\n"
+    LLM_LOCK.write_text(_header(digest) + note + llm)
     print(f"wrote {MAIN_LOCK.name} and {LLM_LOCK.name} (inputs {digest})")
 
 

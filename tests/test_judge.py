@@ -194,3 +194,39 @@ def test_llm_judge_without_a_model_is_a_one_line_error(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines() == [
         "error: No LLM is configured for --judge llm - set RAG_LLM_BASE_URL (and RAG_LLM_MODEL) or OPENAI_API_KEY."
     ]
+
+
+def test_the_judge_reads_its_own_middle_layer_model() -> None:
+    from rag.embeddings import LocalMiniLMEmbeddings
+    from rag.errors import ConfigError
+    from rag.judge_features import JUDGE_LAYERS
+
+    assert SupportJudge().embedder.layers == JUDGE_LAYERS < 6
+    with pytest.raises(ConfigError, match="layer"):
+        SupportJudge(LocalMiniLMEmbeddings())  # the index's full model is not the judge's
+
+
+def test_the_gate_learns_which_expert_explains_a_label_not_only_the_style() -> None:
+    """A copying-style sentence that does not copy is mostly unsupported: the extractive expert says so and
+    the paraphrase expert cannot. EM moves such sentences' gate towards the extractive expert."""
+    import numpy as np
+
+    from evals.judge_cv import Data, fit_judge
+    from rag.judge import FEATURES, GATE
+
+    rng = np.random.RandomState(0)
+    n = 600
+    style = (np.arange(n) >= 400).astype(int)  # 400 copying (0), 200 paraphrasing (1)
+    x = rng.normal(size=(n, len(FEATURES)))
+    col = {f: i for i, f in enumerate(FEATURES)}
+    odd = (style == 0) & (rng.rand(n) < 0.15)  # copying-style answers' sentences that do not copy
+    shift = np.where(style == 0, 1.5, -1.5) - 3.0 * odd
+    for f in GATE:
+        x[:, col[f]] += shift
+    y = np.where(style == 0, x[:, col["coverage"]] + 0.5 * rng.normal(size=n) > -1.0,
+                 x[:, col["novel_content"]] + 0.5 * rng.normal(size=n) < 0.0).astype(int)
+    y[odd] = (rng.rand(int(odd.sum())) < 0.1).astype(int)
+    d = Data(x, y, style, np.arange(n), FEATURES)
+    before = fit_judge(d, gate_em=0).gate.prob(x)[odd].mean()
+    after = fit_judge(d).gate.prob(x)[odd].mean()
+    assert after > before + 0.05

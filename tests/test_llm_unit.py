@@ -108,7 +108,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def judge(index_dir: Path) -> SupportJudge:
-    return SupportJudge(RagService(make_settings(index_dir)).embedder)
+    return SupportJudge()
 
 
 def llm_service(index_dir: Path, model: BaseChatModel, **kw: Any) -> RagService:
