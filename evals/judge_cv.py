@@ -20,8 +20,9 @@ C_GATE = 1.0  # the gate separates styles easily; its strength barely matters (0
 # each sentence's label that the extractive expert explains, half of it anchored to the style label so that each
 # expert keeps its own style. Fitted on styles alone, the gate sent a CNN/DM sentence that does not copy to the
 # paraphrase expert, which (fitted on XSum) calls most such sentences supported while most are not. QAGS grouped
-# CV with the layer-3 features: style labels only CNN/DM 0.757/0.851, XSum 0.741/0.804; anchored EM (3 rounds)
-# 0.766/0.857 and 0.737/0.804; unanchored 0.767/0.858 and 0.732/0.801; 10 rounds 0.769/0.858, 0.725/0.796.
+# CV with the layer-3 features (before negated copies were read clause by clause): style labels only CNN/DM
+# 0.757/0.851, XSum 0.741/0.804; anchored EM (3 rounds) 0.766/0.857 and 0.737/0.804; unanchored 0.767/0.858 and
+# 0.732/0.801; 10 rounds 0.769/0.858 and 0.725/0.796.
 GATE_EM = 3
 GATE_ANCHOR = 0.5
 FOLDS = 5

@@ -32,9 +32,8 @@ PARAPHRASE = (  # the expert for claims that paraphrase (fitted on QAGS XSum dev
 GATE = (  # P(the writer copies the evidence, CNN/DM style), from the mean of these over the answer's sentences
     "trigram_copy", "bigram_copy", "lcs_best", "novel_words", "clause_min", "coverage", "length", "cosine_best",
 )
-FEATURES = tuple(dict.fromkeys(EXTRACTIVE + PARAPHRASE + GATE))  # the columns of a feature matrix
-
-NEAR_COPY = 0.5  # lcs_best from which a claim counts as a copy of its best sentence
+VETOES = ("numbers_all", "entities", "negated_copy")  # read by veto_cap
+FEATURES = tuple(dict.fromkeys(EXTRACTIVE + PARAPHRASE + GATE + VETOES))  # the columns of a feature matrix
 # Style belongs to the writer as well as to the sentence: in an answer whose sentences copy their passages, one
 # that does not copy is more often unsupported than paraphrased. The gate reads each sentence halfway to its
 # answer's mean. QAGS grouped CV, BA/AUC, with cosine_best in the gate: each sentence alone (0.0) CNN/DM
@@ -127,10 +126,9 @@ _KEYS = {"models", "threshold", "uncertain_band", "vetoes", "fitted_on"}
 
 def veto_cap(x: np.ndarray) -> np.ndarray:
     """Per row: VETO_CAP when a number or a (capitalised) name of the claim is absent from the evidence,
-    or when a near-copy of an evidence sentence flips its negation; else 1."""
+    or when a clause of the claim copies an evidence sentence but flips its negation; else 1."""
     col = {name: i for i, name in enumerate(FEATURES)}
-    negated_copy = (x[:, col["negation"]] > 0.5) & (x[:, col["lcs_best"]] >= NEAR_COPY)
-    bad = (x[:, col["numbers_all"]] < 1.0) | (x[:, col["entities"]] < 1.0) | negated_copy
+    bad = (x[:, col["numbers_all"]] < 1.0) | (x[:, col["entities"]] < 1.0) | (x[:, col["negated_copy"]] > 0.5)
     return np.where(bad, VETO_CAP, 1.0)
 
 

@@ -27,6 +27,7 @@ PASSAGE_BREAK = "\n\f\n"  # runs never cross it (a form feed: absent from articl
 # 0.748/0.841 and 0.741/0.805 (6, the last, shipped before); as BERTScore found, a middle layer aligns words
 # best, and it halves the judge's model cost (evals/judge_cost.py).
 JUDGE_LAYERS = 3
+NEAR_COPY = 0.5  # the share of a claim's (or clause's) words in one run from which it counts as a copy
 WINDOW = 3  # sentence windows of 1..WINDOW consecutive evidence sentences (XSum claims fuse 2-3 sentences)
 LOW_MATCH = 0.55  # a content word whose best MiniLM match is below this is "unaligned" (measured on QAGS:
 #                   same-word pairs in other contexts sit at 0.6-0.9, unrelated content words at 0.2-0.5)
@@ -87,14 +88,30 @@ def entities_of(text: str) -> set[str]:
     return out
 
 
+def _negation(w: str) -> str | None:
+    """The negation a word carries, contractions read as "not" ("didn't" and "did not" agree), else None."""
+    if w.endswith("n't") or w == "cannot":
+        return "not"
+    return w if w in NEGATIONS else None
+
+
+def _negated_words(ws: Sequence[str]) -> set[str]:
+    """The content words a negation governs: the first content word after each negation (function words between)."""
+    out = set()
+    for i, w in enumerate(ws):
+        if _negation(w):
+            v = next((u for u in ws[i + 1 :] if _is_content(u) and not _negation(u)), None)
+            if v is not None:
+                out.add(v)
+    return out
+
+
 def negation_flip(claim: Sequence[str], source: Sequence[str]) -> bool:
-    """A negation in the claim that the source lacks, or one of the source's dropped before a kept word."""
-    have = set(claim)
-    if any(w in NEGATIONS and w not in source for w in claim):
-        return True
-    if any(w in NEGATIONS for w in claim):
-        return False
-    return any(w in NEGATIONS and i + 1 < len(source) and source[i + 1] in have for i, w in enumerate(source))
+    """A word the claim negates that the source states without that negation ("has not consistently rejected"
+    against "has consistently rejected"), or the reverse ("is seeking" against "is not seeking"). Contractions
+    read as "not"; a negation elsewhere in the source sentence does not cancel one in the claim."""
+    ours, theirs = _negated_words(claim), _negated_words(source)
+    return bool((ours - theirs) & set(source)) or bool((theirs - ours) & set(claim))
 
 
 def lcs_run(a: Sequence[str], b: Sequence[str]) -> int:
@@ -109,6 +126,24 @@ def lcs_run(a: Sequence[str], b: Sequence[str]) -> int:
                 best = max(best, cur[j])
         prev = cur
     return best
+
+
+def negated_copy(clauses: Sequence[Sequence[str]], sentences: Sequence[Sequence[str]]) -> bool:
+    """Some clause of the claim copies an evidence sentence (NEAR_COPY of its words in one run, negations left
+    out of both) but flips that sentence's negation. Read clause by clause, because a claim often fuses two
+    sentences, and only one of them holds the claim's negation."""
+    for clause in clauses:
+        bare = [w for w in clause if w not in NEGATIONS]
+        if len(bare) < 3:
+            continue
+        best, source = 0, None
+        for sent in sentences:
+            run = lcs_run(bare, [w for w in sent if w not in NEGATIONS])
+            if run > best:
+                best, source = run, sent
+        if source is not None and best >= NEAR_COPY * len(bare) and negation_flip(clause, source):
+            return True
+    return False
 
 
 def _is_content(w: str) -> bool:
@@ -270,7 +305,6 @@ def features(claim: str, qv: np.ndarray, cw: WordVectors, ev: Evidence) -> dict[
     claim_modal = any(w in MODALS for w in lw)
     novel = [w for w in lw if _is_content(w) and w not in ev.word_set]
     order = np.argsort(-cos)
-    best_cos = int(order[0])
     return {
         "align_p": float(best.mean()),
         "align_content": float(cbest.mean()),
@@ -293,8 +327,9 @@ def features(claim: str, qv: np.ndarray, cw: WordVectors, ev: Evidence) -> dict[
         "numbers_missing": float(len(nums - ev.numbers)),
         "entities": share(ents, ev.word_set),
         "negation": float(negation_flip(lw, ev.words[best1])),  # the sentence it aligns with, as lcs_best
+        "negated_copy": float(negated_copy([*clauses, lw] if len(clauses) > 1 else clauses, ev.words)),
         "negation_win": float(negation_flip(lw, win_words)),
-        "modality": float(claim_modal != any(w in MODALS for w in ev.words[best_cos])),
+        "modality": float(claim_modal != any(w in MODALS for w in ev.words[best1])),
         "modality_win": float(claim_modal and not any(w in MODALS for w in win_words)),
         "clause_min": min(share(ngrams(c, 2), ev.bigrams) for c in clauses),
         "novel_words": 1.0 - share(set(lw), ev.word_set),

@@ -230,3 +230,27 @@ def test_the_gate_learns_which_expert_explains_a_label_not_only_the_style() -> N
     before = fit_judge(d, gate_em=0).gate.prob(x)[odd].mean()
     after = fit_judge(d).gate.prob(x)[odd].mean()
     assert after > before + 0.05
+
+
+def test_a_negated_copy_is_found_clause_by_clause() -> None:
+    from rag.judge_features import negated_copy
+    from rag.text import words
+
+    evidence = [words(s) for s in (
+        "Russia is not seeking a quick peace deal with Ukraine, four officials said.",
+        "Campaigners called the driver's behaviour selfish.",
+        "The hostess said she did not think too much about it at all.",
+        "The striker has rejected a new contract with the club.",
+    )]
+
+    def vetoed(claim: str) -> bool:
+        return negated_copy([words(c) for c in claim.split(" but ")] + [words(claim)], evidence)
+
+    assert vetoed("Russia is seeking a quick peace deal with Ukraine")  # the source's negation dropped
+    assert vetoed("Campaigners never called the driver's behaviour selfish")  # a negation added
+    assert not vetoed("Russia is not seeking a quick peace deal with Ukraine")
+    # "didn't" is "did not"; the claim's negation comes from the other sentence it fuses
+    assert not vetoed("Campaigners called the driver's behaviour selfish but she didn't think too much about it")
+    assert vetoed("The striker has a new contract with the club")  # "rejected" dropped before "new"
+    # a clause that copies words after a negation but not the word it negates keeps the negation's sense
+    assert not vetoed("The striker trained alone but a contract with the club was discussed")
