@@ -25,6 +25,7 @@ MMR_LAMBDA = 1.0
 # long chunk whose one answering sentence is diluted in the chunk vector is found by that sentence; the
 # sentence vectors are stored at ingest, so it costs no model call (p95 57.8 -> 53.3 ms at 5,386).
 W_SENTENCE = 0.5
+W_TITLE = 0.0  # a fourth ranked list: passages by the idf-weighted share of the question's terms in their title
 # Hand-set in the first version and kept because the golden eval and the retrieval benchmark hold with it:
 DUPLICATE_COSINE = 0.97  # two chunks this close are the same text (a syndicated copy): never both returned
 POOL_MIN = 10  # MMR picks k of the best max(pool_factor * k, POOL_MIN) fused candidates
@@ -36,7 +37,9 @@ class Ranking:
 
     candidates: passages each retriever returns before fusion; rrf_k, w_dense, w_bm25: reciprocal rank
     fusion; w_sentence: weight of a third ranked list, the passages ordered by their best sentence's cosine
-    to the question (max-sim over the sentence vectors stored at ingest, no model call); w_article: share
+    to the question (max-sim over the sentence vectors stored at ingest, no model call); w_title: weight of
+    a fourth, the passages whose article title holds question terms, by the idf-weighted share of the
+    question's terms in it (a headline names what its story is about); w_article: share
     of the fused scores of the same article's other candidates added to a passage; prf_terms / prf_docs:
     BM25 pseudo-relevance feedback (that many expansion terms from the top BM25 passages, 0 = off);
     pool_factor, pool_min: the MMR pool; mmr_lambda: 1.0 = no diversity.
@@ -47,6 +50,7 @@ class Ranking:
     w_dense: float = 1.0
     w_bm25: float = 1.0
     w_sentence: float = W_SENTENCE
+    w_title: float = W_TITLE
     w_article: float = 0.0
     prf_terms: int = 0
     prf_docs: int = 3
@@ -76,18 +80,34 @@ def sentence_maxsim(p: Passage, qvec: np.ndarray) -> float:
     return float(p.dense_score or 0.0)
 
 
-def fuse(pool: list[Passage], qvec: np.ndarray, r: Ranking) -> None:
+def title_match(question_terms: Sequence[str], title: str, idf: Callable[[str], float]) -> float:
+    """The idf-weighted share of the question's (stemmed) terms that the title holds."""
+    qt = set(question_terms)
+    total = sum(idf(t) for t in qt)
+    if not total:
+        return 0.0
+    return sum(idf(t) for t in qt & set(terms(title))) / total
+
+
+def fuse(pool: list[Passage], qvec: np.ndarray, r: Ranking,
+         title_of: Callable[[Passage], float] | None = None) -> None:
     """Set each passage's fused score in place: weighted RRF over dense, BM25 and (when weighted) sentence
-    max-sim ranks, then (when weighted) a share of the same article's other candidates' scores."""
+    max-sim and title-match ranks (``title_of`` scores a passage's title), then (when weighted) a share of
+    the same article's other candidates' scores."""
     sentence_rank: dict[str, int] = {}
     if r.w_sentence:
         ordered = sorted(pool, key=lambda p: -sentence_maxsim(p, qvec))
         sentence_rank = {p.chunk_id: i for i, p in enumerate(ordered)}
+    title_rank: dict[str, int] = {}
+    if r.w_title and title_of is not None:
+        matched = [(title_of(p), p.chunk_id) for p in pool]
+        ordered_ids = [cid for m, cid in sorted(matched, key=lambda t: -t[0]) if m > 0]
+        title_rank = {cid: i for i, cid in enumerate(ordered_ids)}
     for p in pool:
         p.score = rrf_score(
-            (p.dense_rank, p.bm25_rank, sentence_rank.get(p.chunk_id)),
+            (p.dense_rank, p.bm25_rank, sentence_rank.get(p.chunk_id), title_rank.get(p.chunk_id)),
             r.rrf_k,
-            (r.w_dense, r.w_bm25, r.w_sentence),
+            (r.w_dense, r.w_bm25, r.w_sentence, r.w_title),
         )
     if r.w_article:
         per_article: dict[str, float] = {}

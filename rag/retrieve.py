@@ -13,9 +13,10 @@ import numpy as np
 from rag.bm25 import BM25Index
 from rag.dates import UNDATED_DAY, chroma_where, matches, recency_prior
 from rag.embeddings import LocalMiniLMEmbeddings
-from rag.ranking import Ranking, feedback_terms, fuse, mmr
+from rag.ranking import Ranking, feedback_terms, fuse, mmr, title_match
 from rag.store import SCHEMA_VERSION, ChromaStore
 from rag.syndication import attach_members, collapse
+from rag.text import terms
 from rag.types import DateFilter, Passage
 
 Method = Literal["dense", "bm25", "hybrid"]
@@ -88,7 +89,15 @@ class HybridRetriever:
                 by_id[cid].bm25_score = score
                 by_id[cid].bm25_rank = rank
         pool = list(by_id.values())
-        fuse(pool, qvec, r)
+        qterms = terms(query)
+        titles: dict[str, float] = {}
+
+        def title_of(p: Passage) -> float:
+            if p.article_id not in titles:
+                titles[p.article_id] = title_match(qterms, p.title, self.bm25.idf)
+            return titles[p.article_id]
+
+        fuse(pool, qvec, r, title_of)
         reference = self.bm25.newest_day(recency) if recency is not None else None
         if reference is not None:  # relative to the newest article the question may see, not a filter
             for p in pool:
