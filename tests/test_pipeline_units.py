@@ -11,7 +11,8 @@ import pytest
 from rag import RagService, Settings, Turn
 from rag.bm25 import IDF_PRIOR_CHUNKS, IDF_PRIOR_DF
 from rag.condense import condense, is_followup
-from rag.ranking import RRF_K, Ranking, feedback_terms, fuse, mmr, rrf_score
+from rag.ranking import RRF_K, Ranking, feedback_terms, fuse, mmr, rrf_score, title_match
+from rag.text import terms
 from rag.types import Passage
 from tests.conftest import make_settings
 
@@ -59,6 +60,25 @@ def test_article_aggregation_adds_the_same_articles_other_candidates() -> None:
     fuse([lone, first, second], q, Ranking(w_sentence=0.0, w_article=0.5))
     assert first.score == pytest.approx(1 / (RRF_K + 2) + 0.5 / (RRF_K + 3))
     assert first.score > lone.score, "an article with several matching chunks outranks a lone hit"
+
+
+def test_title_list_lifts_the_passage_whose_headline_names_the_question_s_subject() -> None:
+    idf = {"joann": 6.0, "store": 1.0, "close": 2.0}.get
+    question = terms("Why is Joann closing its stores?")
+    assert title_match(question, "Joann to close all stores", lambda t: idf(t, 1.0)) == pytest.approx(1.0)
+    assert title_match(question, "Retail news roundup", lambda t: idf(t, 1.0)) == 0.0
+    q = _unit(1, 0, 0)
+    a = _ranked("a", "A", 0, 0, [])
+    b = _ranked("b", "B", 1, 1, [])
+    titles = {"A": "Retail news roundup", "B": "Joann to close all stores"}
+
+    def title_of(p: Passage) -> float:
+        return title_match(question, titles[p.article_id], lambda t: idf(t, 1.0))
+
+    fuse([a, b], q, Ranking(w_sentence=0.0), title_of)
+    assert a.score > b.score, "off by default: the retrievers' order stands"
+    fuse([a, b], q, Ranking(w_sentence=0.0, w_title=1.0), title_of)
+    assert b.score > a.score
 
 
 def test_feedback_terms_are_new_frequent_and_rare_terms_of_the_top_passages() -> None:
