@@ -30,6 +30,8 @@ from rag.types import Answer, Article, DateFilter, Passage, Turn
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
+    from rag.judge import SupportJudge
+
 
 MAX_K = 50  # passages per question: the same bound as RAG_TOP_K
 
@@ -103,17 +105,24 @@ class RagService:
         )
 
     @cached_property
+    def _judge(self) -> SupportJudge:
+        """The LLM answers' judge: one per service (its model, cut at the judge's layer, loads on first use and
+        outlives a rebuilt chain)."""
+        from rag.judge import SupportJudge
+
+        return SupportJudge()
+
+    @cached_property
     def _chain(self) -> RagChain:
         answerers: dict[str, Answerer] = {
             "extractive": ExtractiveAnswerer(self.settings.max_answer_sentences, self.calibration)
         }
         chain = RagChain(self._retriever, self._bm25.idf, self.calibration, answerers)
         if self.settings.llm_configured or self._chat_model is not None:
-            from rag.judge import SupportJudge
             from rag.llm import LLMAnswerer, LLMCondenser, build_chat_model
 
             model = self._chat_model or build_chat_model(self.settings)
-            chain.answerers["llm"] = LLMAnswerer(model, self.settings, SupportJudge())
+            chain.answerers["llm"] = LLMAnswerer(model, self.settings, self._judge)
             chain.condensers["llm"] = LLMCondenser(model, self.settings)
         return chain
 
@@ -363,10 +372,12 @@ class RagService:
         )
 
     def warm_up(self) -> None:
-        """Open the index, build the pipeline and load the embedding model (a server's first request is warm)."""
+        """Open the index, build the pipeline and load the embedding models (a server's first request is warm)."""
         self.stats()
-        _ = self._chain
+        chain = self._chain
         self.embedder.embed_query("warm up")
+        if "llm" in chain.answerers:  # the judge's own (three-layer) model
+            self._judge.prepare(["warm up"], [])
 
     # -- library -------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -485,3 +485,17 @@ def test_a_failure_to_encode_the_passages_is_raised_not_hidden(
     )
     with pytest.raises(ConfigError, match="reinstall"):
         list(answerer.stream(_request(index_dir, "Where did the latest negotiations take place?")))
+
+
+def test_warm_up_loads_the_judge_s_model_and_a_rebuilt_chain_keeps_it(index_dir: Path) -> None:
+    def script(prompt: str) -> str:
+        return f"{first_sentence(passages_in(prompt)[1])} [1]."
+
+    svc = llm_service(index_dir, ScriptedChatModel(script=script, piece=5))
+    svc.warm_up()
+    judge = svc._judge
+    assert judge._embedder is not None and judge.embedder.layers < svc.embedder.layers
+    svc.close()  # drops the chain; the next question builds another around the same judge
+    answer = svc.ask("What did European intelligence chiefs say about Russia and the talks in Geneva?", mode="llm")
+    assert not answer.refused and answer.sentences[0].supported
+    assert svc._judge is judge
