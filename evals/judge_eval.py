@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from evals.judge_cv import BASELINES, group_style
+from evals.index_cosine import best_sentence_cosine
+from evals.judge_cv import BASELINES, COSINE_BASELINE, group_style
 from evals.judge_fit import JUDGE_JSON
 from evals.qags import load_qags
 from rag import JUDGE_FEATURES, ConfigError, SupportJudge
@@ -54,7 +55,10 @@ def evaluate_judge(path: Path, limit_articles: int | None = None, judge: Support
     names = list(JUDGE_FEATURES)
     baselines = {}
     for b, feature in BASELINES.items():
-        col = x[:, names.index(feature)]
+        if feature == COSINE_BASELINE:  # not a judge feature: the index's full model
+            col = best_sentence_cosine([i.sentence for i in items], [i.article for i in items])
+        else:
+            col = x[:, names.index(feature)]
         baselines[b] = {
             "balanced_accuracy": round(float(balanced_accuracy_score(labels, col >= thresholds.get(b, 0.5))), 4),
             "roc_auc": round(float(roc_auc_score(labels, col)), 4),

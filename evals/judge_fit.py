@@ -21,6 +21,7 @@ import numpy as np
 from evals.judge_cv import (
     BAND_TARGET,
     BASELINES,
+    COSINE_BASELINE,
     STYLES,
     Data,
     ablation,
@@ -35,15 +36,18 @@ from rag import Settings
 
 JUDGE_JSON = Path(__file__).resolve().parent.parent / "rag" / "judge.json"
 FEATURE_CODE = Path(__file__).resolve().parent.parent / "rag" / "judge_features.py"
+INDEX_COSINE_CODE = Path(__file__).resolve().parent / "index_cosine.py"
 
 
 def candidate_features(path: Path, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Every candidate feature of every summary sentence of a QAGS file, with labels and article ids."""
-    key = hashlib.sha256(path.read_bytes() + FEATURE_CODE.read_bytes()).hexdigest()[:16]
+    code = FEATURE_CODE.read_bytes() + INDEX_COSINE_CODE.read_bytes()
+    key = hashlib.sha256(path.read_bytes() + code).hexdigest()[:16]
     cached = cache_dir / f"qags-{path.stem}-{key}.npz" if cache_dir else None
     if cached and cached.is_file():
         z = np.load(cached)
         return z["x"], z["y"], z["g"], [str(n) for n in z["names"]]
+    from evals.index_cosine import best_sentence_cosine
     from rag.embeddings import LocalMiniLMEmbeddings
     from rag.judge_features import JUDGE_LAYERS, Encoder, features
 
@@ -56,6 +60,10 @@ def candidate_features(path: Path, cache_dir: Path | None) -> tuple[np.ndarray, 
         if it.article_id not in evidence:
             evidence[it.article_id] = enc.evidence(it.article)
         rows.append(features(it.sentence, qv, cw, evidence[it.article_id]))
+    # the embedding-cosine baseline, with the index's full model (not a judge feature)
+    for row, cos in zip(rows, best_sentence_cosine([i.sentence for i in items], [i.article for i in items]),
+                        strict=True):
+        row[COSINE_BASELINE] = float(cos)
     names = list(rows[0])
     x = np.array([[r[n] for n in names] for r in rows])
     y = np.array([i.label for i in items])

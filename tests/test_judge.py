@@ -254,3 +254,13 @@ def test_a_negated_copy_is_found_clause_by_clause() -> None:
     assert vetoed("The striker has a new contract with the club")  # "rejected" dropped before "new"
     # a clause that copies words after a negation but not the word it negates keeps the negation's sense
     assert not vetoed("The striker trained alone but a contract with the club was discussed")
+
+
+def test_the_embedding_baseline_reads_the_index_model_over_evidence_sentences() -> None:
+    from evals.index_cosine import best_sentence_cosine
+
+    copy = "The latest round of negotiations took place this week in Geneva."
+    other = "The striker scored twice in the second half as the home side won the cup final."
+    got = best_sentence_cosine([copy, other, copy], [ARTICLE, ARTICLE, ""])
+    assert got[0] > 0.6 and got[0] > got[1] + 0.4
+    assert got[2] == 0.0  # no evidence sentence, no similarity
