@@ -74,13 +74,19 @@ def _balanced_weights(y: np.ndarray, style: np.ndarray) -> np.ndarray:
     return w * len(y) / w.sum()
 
 
-def fit_logistic(d: Data, feats: Sequence[str], target: np.ndarray, c: float) -> Logistic:
+def _fit(d: Data, feats: Sequence[str], c: float, y: np.ndarray, w: np.ndarray, rows: int = 1) -> Logistic:
+    """A logistic regression over the standardised columns ``feats`` (stacked ``rows`` times, for y and w
+    that long)."""
     x = d.cols(feats)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    w = _balanced_weights(target, np.zeros(len(target), dtype=int))  # class-balanced
-    model = LogisticRegression(C=c, max_iter=5000).fit((x - mean) / scale, target, sample_weight=w)
+    model = LogisticRegression(C=c, max_iter=5000).fit(np.vstack([(x - mean) / scale] * rows), y, sample_weight=w)
     return Logistic(tuple(feats), tuple(map(float, mean)), tuple(map(float, scale)),
                     tuple(map(float, model.coef_[0])), float(model.intercept_[0]))
+
+
+def fit_logistic(d: Data, feats: Sequence[str], target: np.ndarray, c: float) -> Logistic:
+    """Class-balanced, on 0/1 targets."""
+    return _fit(d, feats, c, target, _balanced_weights(target, np.zeros(len(target), dtype=int)))
 
 
 def fit_judge(d: Data, extractive: Sequence[str] = EXTRACTIVE, paraphrase: Sequence[str] = PARAPHRASE,
@@ -106,15 +112,8 @@ def fit_judge(d: Data, extractive: Sequence[str] = EXTRACTIVE, paraphrase: Seque
 
 def _fit_soft(d: Data, feats: Sequence[str], target: np.ndarray, weights: np.ndarray, c: float) -> Logistic:
     """A logistic regression on soft targets in [0, 1]: each row once as 1 (weight target) and once as 0."""
-    x = d.cols(feats)
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    z = (x - mean) / scale
     n = len(target)
-    model = LogisticRegression(C=c, max_iter=5000).fit(
-        np.vstack([z, z]), np.r_[np.ones(n), np.zeros(n)], sample_weight=np.r_[target * weights, (1 - target) * weights]
-    )
-    return Logistic(tuple(feats), tuple(map(float, mean)), tuple(map(float, scale)),
-                    tuple(map(float, model.coef_[0])), float(model.intercept_[0]))
+    return _fit(d, feats, c, np.r_[np.ones(n), np.zeros(n)], np.r_[target * weights, (1 - target) * weights], rows=2)
 
 
 def judge_x(d: Data) -> np.ndarray:

@@ -89,15 +89,7 @@ class HybridRetriever:
                 by_id[cid].bm25_score = score
                 by_id[cid].bm25_rank = rank
         pool = list(by_id.values())
-        qterms = terms(query)
-        titles: dict[str, float] = {}
-
-        def title_of(p: Passage) -> float:
-            if p.article_id not in titles:
-                titles[p.article_id] = title_match(qterms, p.title, self.bm25.idf)
-            return titles[p.article_id]
-
-        fuse(pool, qvec, r, title_of)
+        fuse(pool, qvec, r, self._title_scorer(query) if r.w_title else None)
         reference = self.bm25.newest_day(recency) if recency is not None else None
         if reference is not None:  # relative to the newest article the question may see, not a filter
             for p in pool:
@@ -125,6 +117,18 @@ class HybridRetriever:
             timer("bm25", (t3 - t2) * 1000)
             timer("fuse", (t4 - t3) * 1000)
         return chosen
+
+    def _title_scorer(self, query: str) -> Callable[[Passage], float]:
+        """A passage's title match (rag.ranking.title_match), computed once per article."""
+        qterms = terms(query)
+        titles: dict[str, float] = {}
+
+        def title_of(p: Passage) -> float:
+            if p.article_id not in titles:
+                titles[p.article_id] = title_match(qterms, p.title, self.bm25.idf)
+            return titles[p.article_id]
+
+        return title_of
 
     def _dense(self, qvec: np.ndarray, n: int, dates: DateFilter | None) -> list[Passage]:
         """The n nearest chunks within the date filter. Chroma's filtered search reads the filter's metadata
