@@ -16,8 +16,11 @@ NEWS_PATH = GOLDEN_PATH.with_name("news.jsonl")  # over a fixed RealTime QA corp
 def corpus_ids(dataset: Path) -> list[str] | None:
     """The fixed corpus of a golden file (ids in `<stem>_articles.txt` beside it), or None: corpus/ + distractors."""
     listing = dataset.with_name(f"{dataset.stem}_articles.txt")
-    if not listing.is_file():
-        return None
+    return listed_ids(listing) if listing.is_file() else None
+
+
+def listed_ids(listing: Path) -> list[str]:
+    """The article ids of a listing file: one per line, `#` comments and blank lines skipped."""
     lines = (ln.strip() for ln in listing.read_text(encoding="utf-8").splitlines())
     return [ln for ln in lines if ln and not ln.startswith("#")]
 

@@ -81,6 +81,7 @@ class RagChain:
             timer=lambda name, ms: timings.__setitem__(f"retrieve_{name}", ms),
             dates=req.dates,
             recency=req.recency_ref if wants_recency(standalone) else None,
+            lexical_query=gate.topic_query(standalone),
         )
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()

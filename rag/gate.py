@@ -59,6 +59,16 @@ def frame_terms(question: str) -> set[str]:
             for t in terms(m.group())}
 
 
+def topic_query(question: str) -> str:
+    """A broad question without its frame words, for lexical search ("What does Russia want?" -> "What does
+    Russia ?"): BM25 should find the topic, not sentences that repeat "want" or "latest news". Other questions,
+    and one that is only frame words, come back unchanged."""
+    if not BROAD.search(question):
+        return question
+    out = _FRAME_WORD.sub(lambda m: m.group() if m.start() and m.group()[0].isupper() else "", question)
+    return out if terms(out) else question
+
+
 def term_weights(question: str, standalone: str, idf: Callable[[str], float]) -> dict[str, float]:
     """IDF weight of each query term; terms only in the condensed context count less; a broad question's
     frame words not at all, unless they are all it has."""

@@ -63,9 +63,12 @@ class HybridRetriever:
         recency: date | None = None,
         collapse_copies: bool | None = None,
         ranking: Ranking | None = None,
+        lexical_query: str | None = None,
     ) -> list[Passage]:
         """Top k passages; `dates` filters both retrievers, `recency` (a reference day) adds a recency prior;
-        `collapse_copies` and `ranking` override the retriever's own for this call."""
+        `collapse_copies` and `ranking` override the retriever's own for this call; `lexical_query`, when
+        given, is what BM25 searches for (a broad question's topic without its frame words) while the
+        vectors read `query`."""
         t0 = time.perf_counter()
         qvec = query_vector if query_vector is not None else self.embed_query(query)
         t1 = time.perf_counter()
@@ -73,11 +76,12 @@ class HybridRetriever:
         n = max(r.candidates, k)
         dense = self._dense(qvec, n, dates) if method in ("dense", "hybrid") else []
         t2 = time.perf_counter()
-        sparse = self.bm25.search(query, n, dates=dates) if method in ("bm25", "hybrid") else []
+        lexical = lexical_query or query
+        sparse = self.bm25.search(lexical, n, dates=dates) if method in ("bm25", "hybrid") else []
         if r.prf_terms and sparse:  # feedback terms from the top BM25 passages; the question's own count twice
             texts = [p.text for p in self.store.get_passages([cid for cid, _ in sparse[: r.prf_docs]])]
-            extra = feedback_terms(query, texts, self.bm25.idf, r.prf_terms)
-            sparse = self.bm25.search(" ".join([query, query, *extra]), n, dates=dates)
+            extra = feedback_terms(lexical, texts, self.bm25.idf, r.prf_terms)
+            sparse = self.bm25.search(" ".join([lexical, lexical, *extra]), n, dates=dates)
         t3 = time.perf_counter()
         by_id: dict[str, Passage] = {p.chunk_id: p for p in dense}
         missing = [cid for cid, _ in sparse if cid not in by_id]

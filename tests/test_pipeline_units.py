@@ -237,3 +237,40 @@ def test_broad_questions_are_told_from_factoids(question: str, broad: bool) -> N
     from rag.brief import is_broad
 
     assert is_broad(question) is broad
+
+
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("What does Russia want?", "What does Russia ?"),
+        ("What is the latest news on the ceasefire?", "What is the   on the ceasefire?"),
+        ("What happened to News Corp's bid?", "What  to News Corp's bid?"),  # "News Corp" is a name
+        ("Who won the Stanley Cup?", "Who won the Stanley Cup?"),  # not a broad question
+        ("What happened?", "What happened?"),  # nothing but the frame: searched as asked
+    ],
+)
+def test_a_broad_questions_lexical_search_leaves_out_its_frame_words(question: str, topic: str) -> None:
+    from rag.gate import topic_query
+
+    assert topic_query(question) == topic
+
+
+def test_bm25_searches_a_broad_questions_topic_not_its_frame_word(tmp_path: Path) -> None:
+    """A page that repeats "want" must not outrank the article about what Russia seeks (issue 15: sentences
+    were picked for sharing the word "want"): the chain's BM25 search leaves the frame word out."""
+    from tests.conftest import make_settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wants.txt").write_text(
+        "Readers want puzzles. Gardeners want rain, cooks want salt and everyone wants a holiday. "
+        "He says whatever he wants. A film about Russia opens this week.\n", encoding="utf-8")
+    (docs / "goals.txt").write_text(
+        "Officials said Russia is seeking sanctions relief. Russia also seeks a neutral buffer state, and "
+        "Russia insists on keeping the land it holds.\n", encoding="utf-8")
+    svc = RagService(make_settings(tmp_path / "data"))
+    svc.ingest([docs])
+    raw = svc.retrieve("What does Russia want?", 1, method="bm25")
+    assert "sanctions relief" not in raw[0].text, "the setup: searched as asked, the word 'want' wins"
+    answer = svc.ask("What does Russia want?", k=1, mode="extractive", method="bm25")
+    assert "sanctions relief" in answer.contexts[0].text
