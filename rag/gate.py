@@ -45,7 +45,9 @@ CONTEXT_WEIGHT = 0.5  # terms a follow-up borrowed from the conversation count h
 # ("How does X's view differ from Y's?") has two sides to cover.
 _BROAD_WORDS = (r"wants?|wanted|happen\w*|risks?|known|know|about|chang\w*|latest|news|goals?|demands?|do|doing"
                 r"|situation|state|stand|differ\w*|compare\w*")
-BROAD = re.compile(rf"^\s*(what|why|how|tell me)\b.*\b({_BROAD_WORDS})\b", re.IGNORECASE)
+# "What kind of state does Moscow want ...?" asks for one attribute: a factoid, not a broad question.
+BROAD = re.compile(rf"^\s*(what|why|how|tell me)\b(?!\s+(kinds?|types?|sorts?)\s+of\b).*\b({_BROAD_WORDS})\b",
+                   re.IGNORECASE)
 _FRAME_WORD = re.compile(r"\b(wants?|wanted|wanting|happen\w*|known|know|about|latest|news|doing|situation|stand)\b",
                          re.IGNORECASE)
 

@@ -231,6 +231,7 @@ def test_a_broad_questions_frame_words_are_not_matched_as_words(question: str, f
         ("What is changing in the baggage policy?", True),
         ("How did one European intelligence chief describe the talks in Geneva?", False),  # "did" as an auxiliary
         ("How much money did the European Union pledge?", False),
+        ("What kind of state does Moscow want to turn Ukraine into?", False),  # one attribute asked for
     ],
 )
 def test_broad_questions_are_told_from_factoids(question: str, broad: bool) -> None:
