@@ -5,7 +5,7 @@ evals/datasets/russia_talks_articles.txt into $RAG_DATA_DIR/evals/index-russia-t
 asks "What does Russia want?" and "What is the latest news on the ceasefire?" of the extractive answerer and
 prints each answer as the CLI does: grouped by article under source and date, every sentence with its [n], and
 each citation's title, source, date and quoted span. A demonstration of the news brief at a few hundred chunks,
-not an eval split: nothing is tuned on it.
+not an eval split: its answers are shown, never scored.
 """
 
 from __future__ import annotations
